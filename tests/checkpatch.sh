@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# QEMU's scripts/checkpatch.pl on every patch of the series: no errors; a patch
+# with warnings must justify them in its commit message (a line that starts
+# with "checkpatch:").
+set -uo pipefail
+suite=checkpatch
+. "$(dirname "$0")/lib.sh"
+: > "$ZQ_RESULTS"
+src=${SRC_DIR:-$top/build/qemu}
+cp=$src/scripts/checkpatch.pl
+[ -f "$cp" ] || { t_fail setup "no $cp: run scripts/pq import"; exit 0; }
+n=0
+while read -r p; do
+    case "$p" in ''|'#'*) continue;; esac
+    n=$((n + 1))
+    out=$(cd "$src" && perl "$cp" "$top/patches/$p" 2>&1)
+    rc=$?
+    errors=$(printf '%s\n' "$out" | grep -c '^ERROR:')
+    warnings=$(printf '%s\n' "$out" | grep -c '^WARNING:')
+    if [ "$rc" -ne 0 ] || [ "$errors" -gt 0 ]; then
+        t_fail "$p" "$errors errors"
+        printf '%s\n' "$out" | head -n 40 | sed 's/^/        /'
+    elif [ "$warnings" -gt 0 ] &&
+         ! sed -n '/^Subject:/,/^---$/p' "$top/patches/$p" | grep -q '^checkpatch:'; then
+        t_fail "$p" "$warnings warnings, not justified in the commit message"
+        printf '%s\n' "$out" | grep -A3 '^WARNING:' | head -n 40 | sed 's/^/        /'
+    else
+        t_pass "$p"
+    fi
+done < "$top/patches/series"
+[ "$n" -gt 0 ] || t_skip series "patches/series is empty"
+exit 0

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# QEMU's own qcow2 iotests (groups in $IOTEST_GROUPS, default quick,auto) plus
+# the series' zoned-qcow2-* tests, run on the patched build and judged against
+# tests/iotests-baseline.txt: the tests that fail or are not run on this
+# machine *without* the series, each with its reason.
+#   - a test that fails and is not listed fails the suite (a failure in a
+#     parallel run is retried once alone: timing-sensitive tests);
+#   - a test that is not run and is not listed fails the suite;
+#   - a listed test is reported as skipped, with the list's reason;
+#   - tests not meant for qcow2 ("not suitable for this image format") are not
+#     counted at all.
+# Environment: BUILD_DIR (default build/obj), IOTEST_GROUPS, IOTEST_JOBS (2).
+set -uo pipefail
+suite=iotests
+. "$(dirname "$0")/lib.sh"
+obj=${BUILD_DIR:-$top/build/obj}
+groups=${IOTEST_GROUPS:-quick,auto}
+jobs=${IOTEST_JOBS:-2}
+baseline=$top/tests/iotests-baseline.txt
+log=$top/build/results/iotests.log
+: > "$ZQ_RESULTS"
+
+idir=$obj/tests/qemu-iotests
+[ -x "$idir/check" ] || { t_fail build "no $idir/check: build first"; exit 1; }
+# Debian's python3 (python3-libnbd and friends live there), not a pyenv one.
+py=/usr/bin/python3
+[ -x $py ] || py=python3
+
+src=${SRC_DIR:-$top/build/qemu}
+zoned=$(cd "$src/tests/qemu-iotests/tests" &&
+        ls zoned-qcow2-* 2>/dev/null | grep -v '\.out$' | sed 's|^|tests/|')
+
+run_check() { # args...
+    (cd "$idir" && $py ./check -qcow2 --color off "$@")
+}
+
+echo "iotests: groups $groups + $(echo $zoned | wc -w) zoned tests, -j $jobs"
+run_check -j "$jobs" -g "$groups" > "$log" 2>&1
+if [ -n "$zoned" ]; then
+    # shellcheck disable=SC2086
+    run_check -j "$jobs" $zoned >> "$log" 2>&1
+fi
+
+declare -A listed reason
+while read -r name status why; do
+    case "$name" in ''|'#'*) continue;; esac
+    listed[$name]=$status
+    reason[$name]=$why
+done < "$baseline"
+
+declare -A seen
+while read -r name result why; do
+    [ -n "${seen[$name]:-}" ] && continue
+    seen[$name]=1
+    case "$result" in
+    pass)
+        t_pass "$name"
+        [ -n "${listed[$name]:-}" ] &&
+            echo "        note: $name is listed in iotests-baseline.txt (${listed[$name]}) but passed"
+        ;;
+    notrun)
+        case "$why" in
+        *"not suitable for this image format"*|*"not suitable for this image protocol"*)
+            ;;
+        *)
+            if [ -n "${listed[$name]:-}" ]; then
+                t_skip "$name" "${reason[$name]}"
+            else
+                t_fail "$name" "not run ($why), and not listed in tests/iotests-baseline.txt"
+            fi;;
+        esac
+        ;;
+    fail)
+        if [ -n "${listed[$name]:-}" ]; then
+            t_skip "$name" "fails on the baseline too: ${reason[$name]}"
+        elif run_check "$name" > "$log.$name" 2>&1 &&
+             grep -q "^Passed all 1 iotests" "$log.$name"; then
+            t_pass "$name"
+            echo "        note: $name failed in the parallel run, passed alone (timing)"
+        else
+            t_fail "$name" "see build/results/iotests.log.$name"
+            sed -n '/^--- /,/^Failures:/p' "$log.$name" | head -n 60 | sed 's/^/        /'
+        fi
+        ;;
+    esac
+done < <(tr '\r' '\n' < "$log" | sed -nE 's/^([^ ]+) +(pass|fail|not run) +\[[^]]*\]( \[[^]]*\])? +[^ ]+ *(.*)$/\1 \2 \4/p' |
+         sed -E 's/ not run / notrun /')
+
+if [ ${#seen[@]} -eq 0 ]; then
+    t_fail run "the iotests printed no results: see build/results/iotests.log"
+    tail -n 20 "$log"
+fi
+exit 0
