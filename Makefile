@@ -7,7 +7,7 @@ TOP := $(CURDIR)
 OBJ := $(TOP)/build/obj
 
 .PHONY: all deps source tree build demo check check-harness check-checkpatch \
-	check-iotests check-bisect iotests-baseline clean distclean
+	check-unit check-iotests check-bisect iotests-baseline clean distclean
 
 all: build demo
 
@@ -36,6 +36,7 @@ check: tree
 		echo "PASS build/qemu" > build/results/build.txt; \
 		echo "== harness"; tests/harness.sh; \
 		echo "== checkpatch"; tests/checkpatch.sh; \
+		echo "== unit"; tests/unit.sh; \
 		echo "== iotests"; tests/iotests.sh; \
 	else \
 		tail -n 40 build/results/build.log; \
@@ -43,7 +44,7 @@ check: tree
 	fi
 	@tests/summary
 
-check-harness check-checkpatch check-iotests: tree build
+check-harness check-checkpatch check-unit check-iotests: tree build
 	@mkdir -p build/results && tests/$(patsubst check-%,%,$@).sh && tests/summary
 
 # Builds every commit of the series in its own worktree and build directory

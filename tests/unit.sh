@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The series' unit tests (QEMU tests/unit binaries), one result per test case.
+set -uo pipefail
+suite=unit
+. "$(dirname "$0")/lib.sh"
+: > "$ZQ_RESULTS"
+obj=${BUILD_DIR:-$top/build/obj}
+units=(test-qcow2-zone-sm)
+for u in "${units[@]}"; do
+    if ! ninja -C "$obj" "tests/unit/$u" > "$top/build/results/unit-$u.build.log" 2>&1; then
+        t_fail "$u" "does not build (build/results/unit-$u.build.log)"
+        continue
+    fi
+    out=$("$obj/tests/unit/$u" --tap 2>&1)
+    rc=$?
+    n=0
+    while read -r line; do
+        case "$line" in
+        "ok "*) t_pass "$u${line#ok [0-9]* }"; n=$((n + 1));;
+        "not ok "*) t_fail "$u${line#not ok [0-9]* }"; n=$((n + 1));;
+        esac
+    done <<< "$out"
+    if [ "$n" -eq 0 ] || [ "$rc" -ne 0 ]; then
+        t_fail "$u" "exit $rc after $n test cases"
+        printf '%s\n' "$out" | tail -n 20 | sed 's/^/        /'
+    fi
+done
+exit 0
