@@ -7,7 +7,8 @@ TOP := $(CURDIR)
 OBJ := $(TOP)/build/obj
 
 .PHONY: all deps source tree build demo check check-harness check-checkpatch \
-	check-unit check-iotests check-bisect iotests-baseline clean distclean
+	check-unit check-iotests check-reliability check-guest check-bisect \
+	bench soak iotests-baseline clean distclean
 
 all: build demo
 
@@ -38,19 +39,34 @@ check: tree
 		echo "== checkpatch"; tests/checkpatch.sh; \
 		echo "== unit"; tests/unit.sh; \
 		echo "== iotests"; tests/iotests.sh; \
+		echo "== reliability"; tests/reliability.sh; \
+		echo "== guest"; tests/guest.sh; \
 	else \
 		tail -n 40 build/results/build.log; \
 		echo "FAIL build/qemu build failed (build/results/build.log)" > build/results/build.txt; \
 	fi
 	@tests/summary
 
-check-harness check-checkpatch check-unit check-iotests: tree build
-	@mkdir -p build/results && tests/$(patsubst check-%,%,$@).sh && tests/summary
+check-harness check-checkpatch check-unit check-iotests check-reliability \
+	check-guest: tree build
+	@mkdir -p build/results && tests/$(patsubst check-%,%,$@).sh && \
+		tests/summary $(patsubst check-%,%,$@)
+
+# Long form of the crash test: SOAK_KILLS kills (default 1000), or
+# SOAK_SECONDS of running
+soak: build
+	@mkdir -p build/results && RELIABILITY_KILLS=$${SOAK_KILLS:-1000} \
+		RELIABILITY_SECONDS=$${SOAK_SECONDS:-0} tests/reliability.sh && \
+		tests/summary reliability
 
 # Builds every commit of the series in its own worktree and build directory
 # (incremental from one patch to the next, ccache when present).
 check-bisect: tree
 	@scripts/bisect-build
+
+# Benchmarks (ratios measured side by side in one run; not a test)
+bench: build
+	@scripts/bench
 
 # Regenerates the list of iotests that fail or are not run on this machine
 # without the series (builds 'upstream' in build/obj-base).

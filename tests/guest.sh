@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A real Linux guest on zoned qcow2 disks through virtio-blk (make
+# check-guest): sysfs, blkzone, O_DIRECT writes, the open-limit status, fio
+# --zonemode=zbd, btrfs and f2fs in the first boot; zone states and files
+# after a power-off in the second.  The guest scripts are tests/guest/boot*.sh;
+# each of their "RESULT" lines is one result here.
+set -uo pipefail
+suite=guest
+. "$(dirname "$0")/lib.sh"
+: > "$ZQ_RESULTS"
+obj=${BUILD_DIR:-$top/build/obj}
+work=$top/build/guest-test
+log=$top/build/results/guest
+timeout=${GUEST_TIMEOUT:-900}
+rm -rf "$work" && mkdir -p "$work"
+start=$(date +%s)
+
+a=$work/a.qcow2 b=$work/b.qcow2
+"$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,max_open_zones=8,max_active_zones=12 "$a" 2G &&
+"$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,zone_capacity=48M,conventional_zones=4 "$b" 2G ||
+    { t_fail create-images; exit 0; }
+
+# boot N SCRIPT [--copy FILE...]: runs the guest, records its RESULT lines
+boot() {
+    local n=$1 script=$2 rc
+    shift 2
+    "$top/scripts/zoned-vm" --image "$a" --image "$b" --timeout "$timeout" \
+        "$@" --script "$script" > "$log.boot$n.log" 2> "$log.boot$n.err"
+    rc=$?
+    grep -h 'boot\|took' "$log.boot$n.err" | sed "s/^/  boot $n: /"
+    local found=0
+    while read -r _ verdict name detail; do
+        found=1
+        if [ "$verdict" = PASS ]; then t_pass "boot$n/$name"; else
+            t_fail "boot$n/$name" "$detail"
+        fi
+    done < <(grep -a '^RESULT ' "$log.boot$n.log")
+    if [ "$rc" -ne 0 ] || [ "$found" -eq 0 ]; then
+        t_fail "boot$n" "zoned-vm exit $rc (build/results/guest.boot$n.log)"
+        tail -n 30 "$log.boot$n.log" "$log.boot$n.err" | sed 's/^/        /'
+        return 1
+    fi
+    if grep -q '^RESULT FAIL' "$log.boot$n.log"; then
+        echo "  guest log of boot $n (build/results/guest.boot$n.log):"
+        grep -av '^REPORT-' "$log.boot$n.log" | tail -n 40 | sed 's/^/        /'
+    fi
+}
+
+if boot 1 "$top/tests/guest/boot1.sh"; then
+    grep -a '^REPORT-A ' "$log.boot1.log" | sed 's/^REPORT-A //' > "$work/report-A"
+    grep -a '^REPORT-B ' "$log.boot1.log" | sed 's/^REPORT-B //' > "$work/report-B"
+    for img in "$a" "$b"; do
+        t_check "host-check-$(basename "$img" .qcow2)" "$obj/qemu-img" check "$img"
+    done
+    boot 2 "$top/tests/guest/boot2.sh" --copy "$work/report-A" --copy "$work/report-B"
+fi
+echo "  guest test took $(( $(date +%s) - start )) s"
+rm -rf "$work"
+exit 0
