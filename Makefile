@@ -7,7 +7,8 @@ TOP := $(CURDIR)
 OBJ := $(TOP)/build/obj
 
 .PHONY: all deps source tree build demo check check-harness check-checkpatch \
-	check-unit check-iotests check-reliability check-guest check-bisect \
+	check-unit check-iotests check-reliability check-guest check-asan \
+	check-bisect \
 	bench soak iotests-baseline clean distclean
 
 all: build demo
@@ -39,6 +40,7 @@ check: tree
 		echo "== checkpatch"; tests/checkpatch.sh; \
 		echo "== unit"; tests/unit.sh; \
 		echo "== iotests"; tests/iotests.sh; \
+		echo "== asan"; tests/asan.sh; \
 		echo "== reliability"; tests/reliability.sh; \
 		echo "== guest"; tests/guest.sh; \
 	else \
@@ -48,15 +50,17 @@ check: tree
 	@tests/summary
 
 check-harness check-checkpatch check-unit check-iotests check-reliability \
-	check-guest: tree build
+	check-guest check-asan: tree build
 	@mkdir -p build/results && tests/$(patsubst check-%,%,$@).sh && \
 		tests/summary $(patsubst check-%,%,$@)
 
-# Long form of the crash test: SOAK_KILLS kills (default 1000), or
-# SOAK_SECONDS of running
+# Long form of the reliability suite: SOAK_KILLS kills (default 1000) and
+# SOAK_IMAGES hostile images (default 10000), or SOAK_SECONDS of each
 soak: build
 	@mkdir -p build/results && RELIABILITY_KILLS=$${SOAK_KILLS:-1000} \
-		RELIABILITY_SECONDS=$${SOAK_SECONDS:-0} tests/reliability.sh && \
+		RELIABILITY_SECONDS=$${SOAK_SECONDS:-0} \
+		FUZZ_IMAGES=$${SOAK_IMAGES:-10000} FUZZ_SECONDS=$${SOAK_SECONDS:-0} \
+		tests/reliability.sh && \
 		tests/summary reliability
 
 # Builds every commit of the series in its own worktree and build directory

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Reliability (make check-reliability; short form in make check, long form
-# with RELIABILITY_KILLS / RELIABILITY_SECONDS, see make soak):
+# with RELIABILITY_KILLS / RELIABILITY_SECONDS / FUZZ_IMAGES, see make soak):
 #   crash test: qemu-io killed with SIGKILL at random moments during mixed
 #   zone I/O on three geometries; after each kill the image must open, pass
 #   qemu-img check, and hold every flushed write below consistent write
-#   pointers (tests/crash/crash-test.py).
+#   pointers (tests/crash/crash-test.py);
+#   hostile images: mutated zoned extensions, write pointer tables and qcow2
+#   headers through qemu-img info/check and qemu-io built with ASan and UBSan
+#   (tests/fuzz/fuzz-images.py; the images in tests/fuzz/regressions run
+#   first).  I/O fault injection is the iotest zoned-qcow2-faults.
 set -uo pipefail
 suite=reliability
 . "$(dirname "$0")/lib.sh"
@@ -26,5 +30,27 @@ if [ $rc -eq 0 ] && printf '%s\n' "$summary" | grep -q ' 0 violations'; then
 else
     t_fail crash-test "$summary"
     printf '%s\n' "$out" | grep VIOLATION | head -n 20 | sed 's/^/        /'
+fi
+
+asan=${ASAN_BUILD_DIR:-$top/build/obj-asan}
+images=${FUZZ_IMAGES:-500}
+if [ ! -x "$asan/qemu-io" ]; then
+    BUILD_DIR=$asan BUILD_TARGETS="qemu-img qemu-io" \
+        EXTRA_CONFIGURE="--enable-asan --enable-ubsan" "$top/scripts/build" \
+        > "$top/build/results/asan-build.log" 2>&1 ||
+        { t_fail fuzz "the ASan build failed (build/results/asan-build.log)"; exit 0; }
+fi
+out=$(python3 "$top/tests/fuzz/fuzz-images.py" --qemu-img "$asan/qemu-img" \
+      --qemu-io "$asan/qemu-io" --dir "$top/build/fuzz" --images "$images" \
+      --seconds "${FUZZ_SECONDS:-0}" --save "$top/build/fuzz-found" \
+      --replay "$top/tests/fuzz/regressions" "${seed_opt[@]}" 2>&1)
+rc=$?
+summary=$(printf '%s\n' "$out" | tail -n 1)
+echo "  $summary"
+if [ $rc -eq 0 ] && printf '%s\n' "$summary" | grep -q ' 0 failing images'; then
+    t_pass "fuzz ($summary)"
+else
+    t_fail fuzz "$summary (images that failed: build/fuzz-found)"
+    printf '%s\n' "$out" | grep -A12 '^FAIL' | head -n 60 | sed 's/^/        /'
 fi
 exit 0
