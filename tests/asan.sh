@@ -26,7 +26,7 @@ t_pass build
 
 # The zoned iotests with the sanitized tools
 src=$top/build/qemu/tests/qemu-iotests/tests
-tests=$(cd "$src" && ls zoned-qcow2-* | grep -v '\.out$' | sed 's|^|tests/|')
+tests=$(cd "$src" && ls zoned-qcow2-* | grep -v '\.out$')
 log=$top/build/results/asan-iotests.log
 # shellcheck disable=SC2086
 (cd "$asan/tests/qemu-iotests" &&
@@ -34,8 +34,8 @@ log=$top/build/results/asan-iotests.log
  QSD_PROG=$obj/storage-daemon/qemu-storage-daemon \
  /usr/bin/python3 ./check -qcow2 --color off $tests) > "$log" 2>&1
 for t in $tests; do
-    n=${t#tests/}
-    if grep -qE "^$n +pass" "$log" && ! grep -q "$san" "$log"; then
+    n=$t
+    if tr '\r' '\n' < "$log" | grep -qE "^$n +pass" && ! grep -q "$san" "$log"; then
         t_pass "iotest-$n"
     else
         t_fail "iotest-$n" "see build/results/asan-iotests.log"

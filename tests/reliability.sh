@@ -19,18 +19,25 @@ seconds=${RELIABILITY_SECONDS:-0}
 seed_opt=()
 [ -n "${RELIABILITY_SEED:-}" ] && seed_opt=(--seed "$RELIABILITY_SEED")
 
+# judge NAME CLEAN-PATTERN PROBLEM-PATTERN [HINT]: one result from the
+# summary line (the last) of a tool's output in $out, its exit status in $rc
+judge() {
+    local summary
+    summary=$(printf '%s\n' "$out" | tail -n 1)
+    echo "  $summary"
+    if [ "$rc" -eq 0 ] && printf '%s\n' "$summary" | grep -q "$2"; then
+        t_pass "$1 ($summary)"
+    else
+        t_fail "$1" "$summary${4:+ ($4)}"
+        printf '%s\n' "$out" | grep -A12 "$3" | head -n 60 | sed 's/^/        /'
+    fi
+}
+
 out=$(python3 "$top/tests/crash/crash-test.py" --qemu-img "$obj/qemu-img" \
       --qemu-io "$obj/qemu-io" --dir "$top/build/crash" --kills "$kills" \
       --seconds "$seconds" "${seed_opt[@]}" 2>&1)
 rc=$?
-summary=$(printf '%s\n' "$out" | tail -n 1)
-echo "  $summary"
-if [ $rc -eq 0 ] && printf '%s\n' "$summary" | grep -q ' 0 violations'; then
-    t_pass "crash-test ($summary)"
-else
-    t_fail crash-test "$summary"
-    printf '%s\n' "$out" | grep VIOLATION | head -n 20 | sed 's/^/        /'
-fi
+judge crash-test ' 0 violations' VIOLATION
 
 asan=${ASAN_BUILD_DIR:-$top/build/obj-asan}
 images=${FUZZ_IMAGES:-500}
@@ -45,12 +52,5 @@ out=$(python3 "$top/tests/fuzz/fuzz-images.py" --qemu-img "$asan/qemu-img" \
       --seconds "${FUZZ_SECONDS:-0}" --save "$top/build/fuzz-found" \
       --replay "$top/tests/fuzz/regressions" "${seed_opt[@]}" 2>&1)
 rc=$?
-summary=$(printf '%s\n' "$out" | tail -n 1)
-echo "  $summary"
-if [ $rc -eq 0 ] && printf '%s\n' "$summary" | grep -q ' 0 failing images'; then
-    t_pass "fuzz ($summary)"
-else
-    t_fail fuzz "$summary (images that failed: build/fuzz-found)"
-    printf '%s\n' "$out" | grep -A12 '^FAIL' | head -n 60 | sed 's/^/        /'
-fi
+judge fuzz ' 0 failing images' '^FAIL' "images that failed: build/fuzz-found"
 exit 0

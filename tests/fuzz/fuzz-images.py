@@ -184,7 +184,7 @@ def main():
         path = os.path.join(args.dir, 'seed%d.qcow2' % i)
         subprocess.run([args.create_img or args.qemu_img, 'create', '-q',
                         '-f', 'qcow2', '-o', opts, path, str(size)],
-                       check=True)
+                       check=True, capture_output=True, env=env)
         # Some zones written, closed, full: a realistic table
         subprocess.run([args.qemu_io, '-f', 'qcow2'] +
                        sum([['-c', c] for c in prep], []) + [path],

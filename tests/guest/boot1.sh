@@ -107,33 +107,32 @@ fi
 blkzone reset $A
 
 echo "== btrfs (zoned) on vda"
-mkdir -p /mnt/a /mnt/b
-if mkfs.btrfs -q -f -O zoned $A && mount $A /mnt/a; then
-    for i in 1 2 3; do
-        head -c $((i * 3 * 1048576)) /dev/urandom > /mnt/a/file$i
+# fs_test NAME DEV MNT FSTYPE FILES MIB MKFS...: make a file system, write
+# FILES files of MIB, 2*MIB, ... of random data, remount, compare checksums
+fs_test() {
+    local name=$1 dev=$2 mnt=$3 type=$4 files=$5 mib=$6 i
+    shift 6
+    mkdir -p "$mnt"
+    if ! "$@" > /tmp/mkfs 2>&1 || ! mount -t "$type" "$dev" "$mnt"; then
+        fail "$name" "mkfs or mount failed: $(tail -n 3 /tmp/mkfs | tr '\n' ' ')"
+        return
+    fi
+    for i in $(seq "$files"); do
+        head -c $((i * mib * 1048576)) /dev/urandom > "$mnt/file$i"
     done
-    (cd /mnt/a && sha256sum file* > SUMS)
-    umount /mnt/a && mount $A /mnt/a &&
-        (cd /mnt/a && sha256sum --quiet -c SUMS) && pass btrfs ||
-        fail btrfs "files differ after remount"
-    umount /mnt/a
-else
-    fail btrfs "mkfs or mount failed"
-fi
+    (cd "$mnt" && sha256sum file* > SUMS)
+    if umount "$mnt" && mount -t "$type" "$dev" "$mnt" &&
+       (cd "$mnt" && sha256sum --quiet -c SUMS); then
+        pass "$name"
+    else
+        fail "$name" "files differ after remount"
+    fi
+    umount "$mnt"
+}
+fs_test btrfs $A /mnt/a btrfs 3 3 mkfs.btrfs -q -f -O zoned $A
 
 echo "== f2fs on vdb (conventional zones, capacity < zone size)"
-if mkfs.f2fs -q -f -m $B > /tmp/mkfs 2>&1 && mount -t f2fs $B /mnt/b; then
-    for i in 1 2; do
-        head -c $((i * 4 * 1048576)) /dev/urandom > /mnt/b/file$i
-    done
-    (cd /mnt/b && sha256sum file* > SUMS)
-    umount /mnt/b && mount -t f2fs $B /mnt/b &&
-        (cd /mnt/b && sha256sum --quiet -c SUMS) && pass f2fs ||
-        fail f2fs "files differ after remount"
-    umount /mnt/b
-else
-    fail f2fs "mkfs or mount failed: $(tail -n 3 /tmp/mkfs)"
-fi
+fs_test f2fs $B /mnt/b f2fs 2 4 mkfs.f2fs -q -f -m $B
 
 echo "== state for the second boot"
 # One zone left implicitly open, one closed, one full on vdb
