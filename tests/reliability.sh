@@ -8,7 +8,7 @@
 #   hostile images: mutated zoned extensions, write pointer tables and qcow2
 #   headers through qemu-img info/check and qemu-io built with ASan and UBSan
 #   (tests/fuzz/fuzz-images.py; the images in tests/fuzz/regressions run
-#   first).  I/O fault injection is the iotest zoned-qcow2-faults.
+#   first); I/O fault injection: the iotest zoned-qcow2-faults.
 set -uo pipefail
 suite=reliability
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +38,21 @@ out=$(python3 "$top/tests/crash/crash-test.py" --qemu-img "$obj/qemu-img" \
       --seconds "$seconds" "${seed_opt[@]}" 2>&1)
 rc=$?
 judge crash-test ' 0 violations' VIOLATION
+
+# I/O fault injection: the iotest zoned-qcow2-faults (blkdebug) injects one
+# fault per scenario; count them from its reference output
+faults=$(grep -c '^(qemu-io exit status' \
+         "$top/build/qemu/tests/qemu-iotests/tests/zoned-qcow2-faults.out")
+flog=$top/build/results/reliability-faults.log
+(cd "$obj/tests/qemu-iotests" &&
+ /usr/bin/python3 ./check -qcow2 --color off zoned-qcow2-faults) > "$flog" 2>&1
+if grep -q '^Passed all 1 iotests' "$flog"; then
+    t_pass "fault-injection ($faults faults injected, consistent after each)"
+    echo "  fault injection: $faults faults injected, 0 violations"
+else
+    t_fail fault-injection "see build/results/reliability-faults.log"
+    sed -n '/^--- /,/^Failures:/p' "$flog" | head -n 40 | sed 's/^/        /'
+fi
 
 asan=${ASAN_BUILD_DIR:-$top/build/obj-asan}
 images=${FUZZ_IMAGES:-500}
