@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A real Linux guest on zoned qcow2 disks through virtio-blk (make
 # check-guest): sysfs, blkzone, O_DIRECT writes, the open-limit status, fio
-# --zonemode=zbd, btrfs and f2fs in the first boot; zone states and files
-# after a power-off in the second.  The guest scripts are tests/guest/boot*.sh;
+# --zonemode=zbd, btrfs and f2fs, and the series' qemu-io on a zoned
+# /dev/vdc with driver=host_device (file-posix's zoned code on a real kernel
+# zoned device) in the first boot; zone states and files after a power-off
+# in the second.  The guest scripts are tests/guest/boot*.sh;
 # each of their "RESULT" lines is one result here.
 set -uo pipefail
 suite=guest
@@ -15,16 +17,28 @@ timeout=${GUEST_TIMEOUT:-900}
 rm -rf "$work" && mkdir -p "$work"
 start=$(date +%s)
 
-a=$work/a.qcow2 b=$work/b.qcow2
+a=$work/a.qcow2 b=$work/b.qcow2 c=$work/c.qcow2
 "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,max_open_zones=8,max_active_zones=12 "$a" 2G &&
-"$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,zone_capacity=48M,conventional_zones=4 "$b" 2G ||
+"$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,zone_capacity=48M,conventional_zones=4 "$b" 2G &&
+"$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=16M,conventional_zones=2,max_open_zones=3,max_active_zones=4 "$c" 256M ||
     { t_fail create-images; exit 0; }
+
+# qemu-io of the build (or $GUEST_QEMU_IO, e.g. one built without a fix)
+# with the shared libraries it needs that are not part of the C library (the
+# guest is the same Debian release as this machine)
+qemu_io=${GUEST_QEMU_IO:-$obj/qemu-io}
+bundle=$work/qemu-io-bundle
+mkdir -p "$bundle/lib" && cp "$qemu_io" "$bundle/qemu-io" &&
+    ldd "$qemu_io" | awk '$3 ~ /^\// { print $3 }' |
+    grep -Ev '/(libc|libm|ld-linux[^/]*)\.so' | xargs -r cp -L -t "$bundle/lib" ||
+    { t_fail qemu-io-bundle; exit 0; }
 
 # boot N SCRIPT [--copy FILE...]: runs the guest, records its RESULT lines
 boot() {
     local n=$1 script=$2 rc
     shift 2
-    "$top/scripts/zoned-vm" --image "$a" --image "$b" --timeout "$timeout" \
+    "$top/scripts/zoned-vm" --image "$a" --image "$b" --image "$c" \
+        --timeout "$timeout" \
         "$@" --script "$script" > "$log.boot$n.log" 2> "$log.boot$n.err"
     rc=$?
     grep -h 'boot\|took' "$log.boot$n.err" | sed "s/^/  boot $n: /"
@@ -46,13 +60,16 @@ boot() {
     fi
 }
 
-if boot 1 "$top/tests/guest/boot1.sh"; then
+if boot 1 "$top/tests/guest/boot1.sh" --copy "$bundle" \
+        --copy "$top/tests/guest/hostdev.sh"; then
     grep -a '^REPORT-A ' "$log.boot1.log" | sed 's/^REPORT-A //' > "$work/report-A"
     grep -a '^REPORT-B ' "$log.boot1.log" | sed 's/^REPORT-B //' > "$work/report-B"
-    for img in "$a" "$b"; do
+    grep -a '^REPORT-C ' "$log.boot1.log" | sed 's/^REPORT-C //' > "$work/report-C"
+    for img in "$a" "$b" "$c"; do
         t_check "host-check-$(basename "$img" .qcow2)" "$obj/qemu-img" check "$img"
     done
-    boot 2 "$top/tests/guest/boot2.sh" --copy "$work/report-A" --copy "$work/report-B"
+    boot 2 "$top/tests/guest/boot2.sh" --copy "$work/report-A" --copy "$work/report-B" \
+        --copy "$work/report-C"
 fi
 echo "  guest test took $(( $(date +%s) - start )) s"
 rm -rf "$work"

@@ -1,7 +1,9 @@
 #!/bin/bash
 # First boot of the guest test (make check-guest), run by scripts/zoned-vm in
 # the guest.  Disks: /dev/vda: 2 GiB, 64 MiB zones, max 8 open / 12 active;
-# /dev/vdb: 2 GiB, 64 MiB zones of 48 MiB capacity, 4 conventional zones.
+# /dev/vdb: 2 GiB, 64 MiB zones of 48 MiB capacity, 4 conventional zones;
+# /dev/vdc: 256 MiB, 16 MiB zones, 2 conventional, max 3 open / 4 active,
+# for qemu-io with driver=host_device (hostdev.sh).
 # Prints "RESULT PASS|FAIL name [detail]" lines for the host, and the zone
 # reports and checksums the second boot compares against.
 A=/dev/vda B=/dev/vdb
@@ -106,6 +108,9 @@ else
 fi
 blkzone reset $A
 
+echo "== qemu-io with driver=host_device on vdc"
+bash ./hostdev.sh
+
 echo "== btrfs (zoned) on vda"
 # fs_test NAME DEV MNT FSTYPE FILES MIB MKFS...: make a file system, write
 # FILES files of MIB, 2*MIB, ... of random data, remount, compare checksums
@@ -144,3 +149,4 @@ blkzone finish -o $((s + 2 * 131072)) -c 1 $B
 sync
 blkzone report $A | sed 's/^/REPORT-A /'
 blkzone report $B | sed 's/^/REPORT-B /'
+blkzone report /dev/vdc | sed 's/^/REPORT-C /'

@@ -1,11 +1,11 @@
 #!/bin/bash
 # Second boot of the guest test: the zone reports of the first boot (with
 # open zones now closed) and the files on both file systems must be there.
-A=/dev/vda B=/dev/vdb
+A=/dev/vda B=/dev/vdb C=/dev/vdc
 pass() { echo "RESULT PASS $1"; }
 fail() { echo "RESULT FAIL $1 ${2:-}"; }
-for d in A B; do
-    dev=$A; [ $d = B ] && dev=$B
+for d in A B C; do
+    case $d in A) dev=$A;; B) dev=$B;; C) dev=$C;; esac
     # Open zones come back closed (or empty if nothing was written)
     sed -e '/wptr 0x0* /s/zcond: *[23]([a-z]*)/zcond: 1(em)/' \
         -e 's/zcond: *2(oi)/zcond: 4(cl)/' -e 's/zcond: *3(oe)/zcond: 4(cl)/' \
