@@ -90,9 +90,10 @@ check append-conventional-refused 2 \
     "$(grep -c '^zone append failed: Invalid argument' out)"
 
 echo "== an append must end in its zone"
-# Zone 4 filled up to 4 KiB before its end: an 8 KiB append would run into
-# zone 5 (the kernel splits writes at zone boundaries); a 4 KiB one fills
-# the zone, after which appends are refused.  Zone 5 stays empty.
+# Zone 4 filled up to 4 KiB before its end: an 8 KiB append does not fit
+# and is refused before it reaches the device; a 4 KiB one fills the zone,
+# after which appends are refused (the full zone's write pointer is the
+# start of zone 5).  Zone 5 stays empty.
 z4=$((4 * Z)) z5=$((5 * Z))
 qio threads $C -c "write -P 4 $z4 $((Z - 4096))" -c "zap -p $z4 8k" \
     -c "zap -p $z4 4k" -c "zap -p $z4 4k" -c "zrp $z4 2"
