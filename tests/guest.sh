@@ -60,8 +60,17 @@ boot() {
     fi
 }
 
-if boot 1 "$top/tests/guest/boot1.sh" --copy "$bundle" \
-        --copy "$top/tests/guest/hostdev.sh"; then
+# QEMU's own iotest "zoned" (null_blk, root), run in the guest
+src=${SRC_DIR:-$top/build/qemu}
+iot=$work/iotests
+mkdir -p "$iot/tests" &&
+    cp "$src"/tests/qemu-iotests/common.{rc,filter,qemu} "$iot/" &&
+    cp "$src"/tests/qemu-iotests/tests/zoned{,.out} "$iot/tests/" ||
+    { t_fail iotests-copy; exit 0; }
+
+if boot 1 "$top/tests/guest/boot1.sh" --copy "$bundle" --copy "$iot" \
+        --copy "$top/tests/guest/hostdev.sh" \
+        --copy "$top/tests/guest/upstream-zoned.sh"; then
     grep -a '^REPORT-A ' "$log.boot1.log" | sed 's/^REPORT-A //' > "$work/report-A"
     grep -a '^REPORT-B ' "$log.boot1.log" | sed 's/^REPORT-B //' > "$work/report-B"
     grep -a '^REPORT-C ' "$log.boot1.log" | sed 's/^REPORT-C //' > "$work/report-C"

@@ -111,6 +111,9 @@ blkzone reset $A
 echo "== qemu-io with driver=host_device on vdc"
 bash ./hostdev.sh
 
+echo "== QEMU's iotest zoned (host_device on null_blk)"
+bash ./upstream-zoned.sh
+
 echo "== btrfs (zoned) on vda"
 # fs_test NAME DEV MNT FSTYPE FILES MIB MKFS...: make a file system, write
 # FILES files of MIB, 2*MIB, ... of random data, remount, compare checksums
