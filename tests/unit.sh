@@ -5,7 +5,7 @@ suite=unit
 . "$(dirname "$0")/lib.sh"
 : > "$ZQ_RESULTS"
 obj=${BUILD_DIR:-$top/build/obj}
-units=(test-qcow2-zone-sm)
+units=(test-qcow2-zone-sm test-qcow2-zoned-race)
 for u in "${units[@]}"; do
     if ! ninja -C "$obj" "tests/unit/$u" > "$top/build/results/unit-$u.build.log" 2>&1; then
         t_fail "$u" "does not build (build/results/unit-$u.build.log)"
