@@ -59,6 +59,8 @@ check-harness check-checkpatch check-unit check-iotests check-reliability \
 soak: build
 	@mkdir -p build/results && RELIABILITY_KILLS=$${SOAK_KILLS:-1000} \
 		RELIABILITY_SECONDS=$${SOAK_SECONDS:-0} \
+		POWERLOSS_SECONDS=$${SOAK_SECONDS:-900} \
+		ZONE_FUZZ_SEQUENCES=0 ZONE_FUZZ_SECONDS=$${SOAK_SECONDS:-900} \
 		FUZZ_IMAGES=$${SOAK_IMAGES:-10000} FUZZ_SECONDS=$${SOAK_SECONDS:-0} \
 		tests/reliability.sh && \
 		tests/summary reliability
