@@ -19,11 +19,11 @@ while read -r p; do
     warnings=$(printf '%s\n' "$out" | grep -c '^WARNING:')
     if [ "$rc" -ne 0 ] || [ "$errors" -gt 0 ]; then
         t_fail "$p" "$errors errors"
-        printf '%s\n' "$out" | head -n 40 | sed 's/^/        /'
+        printf '%s\n' "$out" | sed -n '1,40s/^/        /p'
     elif [ "$warnings" -gt 0 ] &&
-         ! sed -n '/^Subject:/,/^---$/p' "$top/patches/$p" | grep -q '^checkpatch:'; then
+         ! grep -q '^checkpatch:' <<< "$(sed -n '/^Subject:/,/^---$/p' "$top/patches/$p")"; then
         t_fail "$p" "$warnings warnings, not justified in the commit message"
-        printf '%s\n' "$out" | grep -A3 '^WARNING:' | head -n 40 | sed 's/^/        /'
+        printf '%s\n' "$out" | grep -A3 '^WARNING:' | sed -n '1,40s/^/        /p'
     else
         t_pass "$p"
     fi

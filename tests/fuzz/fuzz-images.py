@@ -5,18 +5,49 @@ Mutates the Zoned header extension, the write pointer table and the
 surrounding qcow2 header of valid zoned images, and runs qemu-img info,
 qemu-img check and qemu-io (open, zone report, write, append, finish,
 reset) on each mutant, normally built with AddressSanitizer and
-UndefinedBehaviorSanitizer.  A run fails on a crash (signal), a hang
-(timeout), any sanitizer report, or a refusal without a message.  Images
-that found a problem are saved under --save (regression tests: --replay
-runs them first).
+UndefinedBehaviorSanitizer.  A run fails on a crash (signal), a hang (see
+below), any sanitizer report, or a refusal without a message.  Images that
+found a problem are saved under --save (regression tests: --replay runs
+them first, each through every command), and each problem is printed with
+the command that reproduces it on the saved image.
+
+Hangs are judged by the child's CPU time, not by the wall clock, so that a
+loaded machine (other builds, 2 cores) cannot turn a slow run into a
+failure, while a real hang is still caught:
+
+  - stuck: the process (all its threads) got no CPU time and did not wait
+    for a CPU or the disk (no thread runnable or in a disk wait, no change
+    in /proc/PID/task/*/schedstat) for --idle-limit seconds (default 60): it
+    sleeps on something that will not come (a deadlock, a lost wakeup);
+  - runaway: it used more CPU time than --cpu-factor (20) times what the
+    same command takes on the unmutated seed images (measured at start), and
+    at least --cpu-limit seconds of it (default 60).  Some hostile headers
+    make upstream qcow2 legitimately slow: nb_snapshots = 2,476,453,442
+    (or 2^32 - 1) costs qemu-img check -r all 2-6 s of CPU under ASan,
+    mostly in the kernel (25 s of wall clock beside six busy loops on 2
+    cores), far below the floor; an endless loop reaches it;
+  - last resort, the wall clock: at --wall-limit seconds (default 300) a
+    process that is still neither stuck nor runaway is killed.  It is a hang
+    when it spent most of that time asleep (CPU time, run queue delay and
+    the time seen in a disk wait below 10 %: a loop that wakes up now and
+    then but never ends); else the machine was too busy to give it its CPU
+    budget in that time, and the run is counted as "inconclusive" (printed,
+    not a failure).
+
+CPU time is utime + stime of /proc/PID/stat while the process runs and
+os.wait4()'s resource usage when it has ended; waiting uses a pidfd, so a
+command that ends is seen at once.
 
 Prints one summary line: images tried, opened, refused, crashes, hangs,
-sanitizer reports, silent refusals.
+sanitizer reports, silent refusals, inconclusive (too slow to judge) runs.
 """
 
 import argparse
+import glob
 import os
 import random
+import select
+import shlex
 import shutil
 import struct
 import subprocess
@@ -106,43 +137,222 @@ def mutate(data, rng):
     return bytes(data)
 
 
-def run(cmd, timeout, env):
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+
+
+def proc_sample(pid):
+    """(CPU seconds, (run ns, run queue delay ns) of its threads, run queue
+    delay seconds, a thread is runnable (R) or in a disk wait (D), thread
+    states) of a running process, or None when it is gone."""
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True,
-                           timeout=timeout, env=env, errors='replace')
-        return p.returncode, p.stdout, p.stderr, False
-    except subprocess.TimeoutExpired as e:
-        return None, '', str(e), True
+        with open('/proc/%d/stat' % pid) as f:
+            st = f.read()
+        # Fields after the command name (which may hold spaces): state is
+        # field 3, utime and stime fields 14 and 15.
+        rest = st[st.rindex(')') + 2:].split()
+        cpu = (int(rest[11]) + int(rest[12])) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+    wait = 0.0
+    sched = []
+    runnable = False
+    states = []
+    for task in glob.glob('/proc/%d/task/*' % pid):
+        try:
+            with open(task + '/stat') as f:
+                t = f.read()
+            state = t[t.rindex(')') + 2:].split()[0]
+            wchan = ''
+            try:
+                with open(task + '/wchan') as f:
+                    wchan = f.read().strip()
+            except OSError:
+                pass
+            states.append(state + ('/' + wchan if wchan not in ('', '0')
+                                   else ''))
+            runnable = runnable or state in ('R', 'D')
+            with open(task + '/schedstat') as f:
+                run_ns, wait_ns = f.read().split()[:2]
+            sched.append((int(run_ns), int(wait_ns)))
+            wait += int(wait_ns) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+    return cpu, sorted(sched), wait, runnable, states
 
 
-def check_one(path, args, env, stats, rng):
-    """Run the tools on one image; returns a list of problems."""
+def read_text(path):
+    with open(path, encoding='utf-8', errors='replace') as f:
+        return f.read()
+
+
+class Limits:
+    def __init__(self, args):
+        self.cpu_limit = args.cpu_limit
+        self.cpu_factor = args.cpu_factor
+        self.idle = args.idle_limit
+        self.wall = args.wall_limit
+
+    def cpu_budget(self, ref):
+        return max(self.cpu_limit, self.cpu_factor * ref)
+
+
+def run(cmd, env, limits, ref_cpu, tmpdir):
+    """Runs cmd; returns (rc, out, err, cpu, wall, verdict, why): verdict
+    None, or 'hang' (stuck or runaway) or 'slow' (wall clock limit,
+    inconclusive), in which case the process (group) was killed and rc is
+    None.  ref_cpu: CPU seconds the command takes on an unmutated image."""
+    paths = [os.path.join(tmpdir, 'out'), os.path.join(tmpdir, 'err')]
+    with open(paths[0], 'wb') as fo, open(paths[1], 'wb') as fe:
+        p = subprocess.Popen(cmd, stdout=fo, stderr=fe,
+                             stdin=subprocess.DEVNULL, env=env,
+                             start_new_session=True)
+    budget = limits.cpu_budget(ref_cpu)
+    t0 = time.monotonic()
+    try:
+        pidfd = os.pidfd_open(p.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    poller = None
+    if pidfd is not None:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+    verdict = why = None
+    last = None             # (cpu, sched) at the last sample
+    active_at = t0          # last moment the process ran or wanted to
+    sampled_at = t0 + 1
+    in_disk_wait = 0.0      # time between samples that saw a thread in D
+    delay = 0.001
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if poller is not None:
+            poller.poll(500)
+        else:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        now = time.monotonic()
+        if now - t0 < 1:
+            continue        # nearly every command ends within a second
+        sample = proc_sample(p.pid)
+        if sample is None:
+            continue        # ended meanwhile: reaped above
+        cpu, sched, wait, runnable, states = sample
+        if any(x.startswith('D') for x in states):
+            in_disk_wait += now - sampled_at
+        sampled_at = now
+        # Active: it ran (or a thread wanted a CPU) since the last sample
+        if last is None or cpu > last[0] or sched != last[1] or runnable:
+            active_at = now
+        last = (cpu, sched)
+        if cpu > budget:
+            verdict = 'hang'
+            why = ('runaway: %.1f s of CPU time (the unmutated images need '
+                   '%.2f s; limit %.0f s)' % (cpu, ref_cpu, budget))
+        elif now - active_at >= limits.idle:
+            verdict = 'hang'
+            why = ('stuck: no CPU time, no wait for a CPU or the disk for '
+                   '%.0f s (%.1f s of CPU in all; threads %s)'
+                   % (now - active_at, cpu, ' '.join(states)))
+        elif now - t0 >= limits.wall:
+            what = ('%.0f s of wall clock, %.1f s of CPU, %.1f s waiting for '
+                    'a CPU, about %.0f s in disk waits'
+                    % (now - t0, cpu, wait, in_disk_wait))
+            if cpu + wait + in_disk_wait < 0.1 * (now - t0):
+                verdict = 'hang'
+                why = 'mostly asleep: %s (threads %s)' % (what,
+                                                          ' '.join(states))
+            else:
+                verdict = 'slow'
+                why = ('inconclusive: still running after %s (machine too '
+                       'busy)' % what)
+        if verdict:
+            try:
+                os.killpg(p.pid, 9)
+            except ProcessLookupError:
+                pass
+            pid, status, ru = os.wait4(p.pid, 0)
+            break
+    if pidfd is not None:
+        os.close(pidfd)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    cpu = ru.ru_utime + ru.ru_stime
+    wall = time.monotonic() - t0
+    out, err = (read_text(x) for x in paths)
+    if verdict:
+        return None, out, err, cpu, wall, verdict, why
+    return p.returncode, out, err, cpu, wall, None, None
+
+
+ZONE_CMDS = ['zrp 0 16', 'write -P 7 1048576 4096', 'zap -p 1048576 4096',
+             'read 0 65536', 'zf 2097152 1048576', 'zrs 1048576 1048576',
+             'zrs 0 1G', 'flush']
+
+
+def commands(args, path):
+    """kind -> command line of every command the fuzzer runs on an image"""
+    return {
+        'qemu-io': [args.qemu_io, '-f', 'qcow2'] +
+        sum([['-c', c] for c in ZONE_CMDS], []) + [path],
+        'check': [args.qemu_img, 'check', path],
+        'info': [args.qemu_img, 'info', '--output=json', path],
+        'check -r all': [args.qemu_img, 'check', '-r', 'all', path],
+    }
+
+
+def reference_cpu(args, env, seeds, limits, tmpdir):
+    """kind -> the most CPU time a command takes on the unmutated seeds"""
+    ref = {}
+    path = os.path.join(tmpdir, 'ref.qcow2')
+    for data in seeds:
+        for kind, cmd in commands(args, path).items():
+            with open(path, 'wb') as f:
+                f.write(data)
+            # No hang judgement yet: the budget is what is being measured
+            rc, out, err, cpu, wall, verdict, why = run(cmd, env, limits,
+                                                       1e9, tmpdir)
+            ref[kind] = max(ref.get(kind, 0.0), cpu)
+    os.unlink(path)
+    return ref
+
+
+def check_one(path, args, env, stats, rng, limits, ref, tmpdir, every):
+    """Run the tools on one image; returns a list of (problem, command)."""
     problems = []
-    zone_cmds = ['zrp 0 16', 'write -P 7 1048576 4096', 'zap -p 1048576 4096',
-                 'read 0 65536', 'zf 2097152 1048576', 'zrs 1048576 1048576',
-                 'zrs 0 1G', 'flush']
-    runs = [[args.qemu_io, '-f', 'qcow2'] +
-            sum([['-c', c] for c in zone_cmds], []) + [path],
-            [args.qemu_img, 'check', path]]
-    if rng.random() < 0.4:
-        runs.append([args.qemu_img, 'info', '--output=json', path])
-    if rng.random() < 0.3:
-        runs.append([args.qemu_img, 'check', '-r', 'all', path])
-    for cmd in runs:
-        rc, out, err, hung = run(cmd, args.timeout, env)
-        name = os.path.basename(cmd[0]) + ' ' + cmd[1]
-        if hung:
+    cmds = commands(args, path)
+    kinds = ['qemu-io', 'check']
+    r_info, r_repair = rng.random(), rng.random()   # drawn in any case
+    if every or r_info < 0.4:
+        kinds.append('info')
+    if every or r_repair < 0.3:
+        kinds.append('check -r all')
+    for kind in kinds:
+        cmd = cmds[kind]
+        rc, out, err, cpu, wall, verdict, why = run(cmd, env, limits,
+                                                    ref[kind], tmpdir)
+        name = os.path.basename(cmd[0])
+        if kind != 'qemu-io':
+            name += ' ' + kind
+        if not verdict and wall > 10:
+            print('NOTE %s: slow, not hung: %.1f s, %.1f s of CPU'
+                  % (name, wall, cpu))
+        if verdict == 'hang':
             stats['hangs'] += 1
-            problems.append('%s: hang (> %d s)' % (name, args.timeout))
+            problems.append(('%s: hang: %s' % (name, why), cmd))
+            continue
+        if verdict == 'slow':
+            stats['inconclusive'] += 1
+            print('NOTE %s, %s' % (name, why))
             continue
         if rc < 0:
             stats['crashes'] += 1
-            problems.append('%s: killed by signal %d\n%s' % (name, -rc,
-                                                              err[-2000:]))
+            problems.append(('%s: killed by signal %d\n%s'
+                             % (name, -rc, err[-2000:]), cmd))
             continue
         if any(m in err or m in out for m in SAN_MARKERS):
             stats['sanitizer'] += 1
-            problems.append('%s: sanitizer report\n%s' % (name, err[-4000:]))
+            problems.append(('%s: sanitizer report\n%s' % (name, err[-4000:]),
+                             cmd))
             continue
         if cmd[0] == args.qemu_io:
             if 'can\'t open device' in err or 'Could not open' in err:
@@ -151,8 +361,8 @@ def check_one(path, args, env, stats, rng):
                 # A refusal must say why: "...: <reason>"
                 if not msg or msg.endswith(':') or len(msg) < 20:
                     stats['silent'] += 1
-                    problems.append('%s: refused without a reason: %r'
-                                    % (name, msg))
+                    problems.append(('%s: refused without a reason: %r'
+                                     % (name, msg), cmd))
             elif rc in (0, 1):
                 stats['opened'] += 1
     return problems
@@ -168,7 +378,18 @@ def main():
     ap.add_argument('--images', type=int, default=500)
     ap.add_argument('--seconds', type=float, default=0)
     ap.add_argument('--seed', type=int)
-    ap.add_argument('--timeout', type=int, default=20)
+    ap.add_argument('--cpu-limit', type=float, default=60,
+                    help='CPU seconds a command may always use (default 60)')
+    ap.add_argument('--cpu-factor', type=float, default=20,
+                    help='... or this many times what it uses on the '
+                    'unmutated images, when more (default 20)')
+    ap.add_argument('--idle-limit', type=float, default=60,
+                    help='seconds without CPU time and without waiting for '
+                    'a CPU that make a hang (default 60)')
+    ap.add_argument('--wall-limit', type=float, default=300,
+                    help='wall clock seconds after which a command is '
+                    'killed: a hang if mostly asleep, else inconclusive '
+                    '(default 300)')
     ap.add_argument('--save', help='directory for images that found bugs')
     ap.add_argument('--replay', help='directory of saved images to run first')
     args = ap.parse_args()
@@ -178,23 +399,36 @@ def main():
     env = dict(os.environ)
     env.setdefault('ASAN_OPTIONS', 'detect_leaks=0:abort_on_error=0')
     env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1')
+    limits = Limits(args)
+    tmpdir = os.path.join(args.dir, 'run')
+    os.makedirs(tmpdir, exist_ok=True)
 
     seeds = []
     for i, (opts, size, prep) in enumerate(GEOMETRIES):
         path = os.path.join(args.dir, 'seed%d.qcow2' % i)
-        subprocess.run([args.create_img or args.qemu_img, 'create', '-q',
-                        '-f', 'qcow2', '-o', opts, path, str(size)],
-                       check=True, capture_output=True, env=env)
         # Some zones written, closed, full: a realistic table
-        subprocess.run([args.qemu_io, '-f', 'qcow2'] +
-                       sum([['-c', c] for c in prep], []) + [path],
-                       check=True, capture_output=True, env=env)
+        for cmd in ([args.create_img or args.qemu_img, 'create', '-q',
+                     '-f', 'qcow2', '-o', opts, path, str(size)],
+                    [args.qemu_io, '-f', 'qcow2'] +
+                    sum([['-c', c] for c in prep], []) + [path]):
+            rc, out, err, cpu, wall, verdict, why = run(cmd, env, limits, 0,
+                                                        tmpdir)
+            if rc != 0:
+                print('fuzz: making the seed images failed: %s: %s\n%s%s'
+                      % (shlex.join(cmd), why or 'exit %s' % rc, out, err))
+                return 1
         with open(path, 'rb') as f:
             seeds.append(f.read())
         os.unlink(path)
+    ref = reference_cpu(args, env, seeds, limits, tmpdir)
+    print('fuzz: CPU time on the unmutated images: %s; a hang: more CPU '
+          'than %s s, or %.0f s without CPU time' % (
+              ', '.join('%s %.2f s' % kv for kv in ref.items()),
+              '/'.join('%.0f' % limits.cpu_budget(v) for v in ref.values()),
+              limits.idle))
 
     stats = dict(images=0, opened=0, refused=0, crashes=0, hangs=0,
-                 sanitizer=0, silent=0)
+                 sanitizer=0, silent=0, inconclusive=0)
     failures = 0
     work = os.path.join(args.dir, 'mutant.qcow2')
     t0 = time.time()
@@ -217,27 +451,39 @@ def main():
         with open(work, 'rb') as f:
             data = f.read()
         stats['images'] += 1
-        problems = check_one(work, args, env, stats, rng)
+        problems = check_one(work, args, env, stats, rng, limits, ref,
+                             tmpdir, i < len(replay))
         if problems:
             failures += 1
             print('FAIL %s (seed %d):' % (label, seed))
-            for p in problems:
-                print('    ' + p.replace('\n', '\n    '))
-            if args.save and i >= len(replay):
+            saved = None
+            if i < len(replay):
+                saved = replay[i]
+            elif args.save:
                 os.makedirs(args.save, exist_ok=True)
-                with open(os.path.join(args.save, 'fuzz-%d-%d.qcow2'
-                                       % (seed, i)), 'wb') as f:
+                saved = os.path.join(args.save, 'fuzz-%d-%d.qcow2' % (seed, i))
+                with open(saved, 'wb') as f:
                     f.write(data)
+            for p, cmd in problems:
+                print('    ' + p.replace('\n', '\n    '))
+                if saved:
+                    cmd = [saved if a == work else a for a in cmd]
+                    print('    reproduce: %s' % shlex.join(cmd))
+                else:
+                    print('    (image not saved: use --save) %s'
+                          % shlex.join(cmd))
         i += 1
     if os.path.exists(work):
         os.unlink(work)
+    shutil.rmtree(tmpdir, ignore_errors=True)
     print('fuzz (seed %d): %d images tried (%d replayed), %d opened, '
           '%d refused, %d crashes, %d hangs, %d sanitizer reports, '
-          '%d refusals without a reason, %d failing images, %.0f s'
+          '%d refusals without a reason, %d inconclusive (too slow to '
+          'judge), %d failing images, %.0f s'
           % (seed, stats['images'], len(replay), stats['opened'],
              stats['refused'], stats['crashes'], stats['hangs'],
-             stats['sanitizer'], stats['silent'], failures,
-             time.time() - t0))
+             stats['sanitizer'], stats['silent'], stats['inconclusive'],
+             failures, time.time() - t0))
     return 1 if failures else 0
 
 

@@ -27,7 +27,7 @@ chmod +x "$scratch/bin/sudo"
 if diff -u "$iot/tests/zoned.out" "$scratch/zoned.log" > "$scratch/diff"; then
     echo "RESULT PASS iotest-zoned-null_blk"
 else
-    sed 's/^/    /' "$scratch/diff" | head -n 60
+    sed -n '1,60s/^/    /p' "$scratch/diff"
     echo "RESULT FAIL iotest-zoned-null_blk $(grep -c '^[-+][^-+]' "$scratch/diff") lines differ"
 fi
 rmmod null_blk 2>/dev/null
