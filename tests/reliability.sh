@@ -51,12 +51,12 @@ judge crash-test ' 0 violations' VIOLATION
 # table writes are caught
 out=$(python3 "$top/tests/powerloss/powerloss.py" --qemu-img "$obj/qemu-img" \
       --qemu-io "$obj/qemu-io" --dir "$top/build/powerloss" \
-      --seconds "${POWERLOSS_SECONDS:-0}" "${seed_opt[@]}" 2>&1)
+      --seconds "${POWERLOSS_SECONDS:-0}" --seed "${RELIABILITY_SEED:-1}" 2>&1)
 rc=$?
 judge power-loss ' 0 violations' VIOLATION
 out=$(python3 "$top/tests/powerloss/powerloss.py" --qemu-img "$obj/qemu-img" \
       --qemu-io "$obj/qemu-io" --dir "$top/build/powerloss-self" \
-      --self-test 2>&1)
+      --seed "${RELIABILITY_SEED:-1}" --self-test 2>&1)
 rc=$?
 judge power-loss-self-test 'the checks catch broken replays' 'missed\|FAIL'
 
