@@ -158,10 +158,12 @@ class QemuIO:
             self.close_hard()
             raise
 
-    def _read_prompt(self, timeout):
+    def _read(self, timeout, prompt):
+        """Output up to the prompt (@prompt) or to the end of the output;
+        (bytes, True) at the end of the output."""
         buf = b''
         deadline = time.time() + timeout
-        while not buf.endswith(PROMPT):
+        while not (prompt and buf.endswith(PROMPT)):
             left = deadline - time.time()
             if left <= 0:
                 raise Hung(buf.decode(errors='replace'))
@@ -170,13 +172,19 @@ class QemuIO:
                 continue
             chunk = os.read(self.fd, 1 << 16)
             if not chunk:
-                try:
-                    rc = self.p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.kill()
-                    rc = self.p.wait()
-                raise Died(buf.decode(errors='replace'), rc)
+                return buf, True
             buf += chunk
+        return buf, False
+
+    def _read_prompt(self, timeout):
+        buf, eof = self._read(timeout, True)
+        if eof:
+            try:
+                rc = self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                rc = self.p.wait()
+            raise Died(buf.decode(errors='replace'), rc)
         return buf[:-len(PROMPT)].decode(errors='replace')
 
     def cmd(self, line, timeout):
@@ -193,19 +201,7 @@ class QemuIO:
             self.p.stdin.close()
         except OSError:
             pass
-        buf = b''
-        deadline = time.time() + timeout
-        while True:
-            left = deadline - time.time()
-            if left <= 0:
-                raise Hung(buf.decode(errors='replace'))
-            r, _, _ = select.select([self.fd], [], [], left)
-            if not r:
-                continue
-            chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
-                break
-            buf += chunk
+        buf, _ = self._read(timeout, False)
         rc = self.p.wait()
         self.p.stdout.close()
         return buf.decode(errors='replace'), rc
