@@ -25,6 +25,23 @@ for u in "${units[@]}"; do
         printf '%s\n' "$out" | tail -n 20 | sed 's/^/        /'
     fi
 done
+# virtio-blk device tests (QEMU's qos-test, the virtio-blk-pci branch), with
+# the zoned ones the series adds
+if ! ninja -C "$obj" tests/qtest/qos-test > "$top/build/results/unit-qos-test.build.log" 2>&1; then
+    t_fail qos-test "does not build (build/results/unit-qos-test.build.log)"
+else
+    qpath=/x86_64/pc/i440FX-pcihost/pci-bus-pc/pci-bus/virtio-blk-pci
+    qos() {
+        (cd "$obj" && QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+         QTEST_QEMU_IMG=./qemu-img timeout 600 ./tests/qtest/qos-test "$@")
+    }
+    cases=$(qos -l 2>/dev/null | grep "^$qpath/")
+    grep -q /zoned-errors <<< "$cases" ||
+        t_fail qos-test "the zoned virtio-blk tests are not registered"
+    for c in $cases; do
+        t_check "qos-test ${c#$qpath/}" qos --tap -p "$c"
+    done
+fi
 # file-posix.c with Linux headers before 5.9 (no zone capacity, no report
 # flags): the series must guard what it uses of them
 t_check file-posix-pre-5.9-headers python3 "$top/tests/old-headers.py" "$obj"
