@@ -7,7 +7,7 @@ TOP := $(CURDIR)
 OBJ := $(TOP)/build/obj
 
 .PHONY: all deps source tree build demo check check-harness check-checkpatch \
-	check-unit check-iotests check-reliability check-guest check-asan \
+	check-unit check-spec check-iotests check-reliability check-guest check-asan \
 	check-bisect \
 	bench soak iotests-baseline clean distclean
 
@@ -39,6 +39,7 @@ check: tree
 		echo "== harness"; tests/harness.sh; \
 		echo "== checkpatch"; tests/checkpatch.sh; \
 		echo "== unit"; tests/unit.sh; \
+		echo "== spec"; tests/spec.sh; \
 		echo "== iotests"; tests/iotests.sh; \
 		echo "== asan"; tests/asan.sh; \
 		echo "== reliability"; tests/reliability.sh; \
@@ -49,8 +50,8 @@ check: tree
 	fi
 	@tests/summary
 
-check-harness check-checkpatch check-unit check-iotests check-reliability \
-	check-guest check-asan: tree build
+check-harness check-checkpatch check-unit check-spec check-iotests \
+	check-reliability check-guest check-asan: tree build
 	@mkdir -p build/results && tests/$(patsubst check-%,%,$@).sh && \
 		tests/summary $(patsubst check-%,%,$@)
 

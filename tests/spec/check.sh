@@ -8,7 +8,8 @@
 # qemu-io zone_report, qemu-img convert -O raw and qemu-img check.  Corrupted
 # images are made by editing bytes as the spec lays them out; the reader and
 # QEMU must both refuse them (or both accept them).
-# Prints "PASS name" / "FAIL name: why", then "N passed, N failed".
+# Prints "PASS name" / "FAIL name: why" / "XFAIL name: why" (a listed
+# difference that is not about zoned images), then the counts.
 set -u
 if [ $# -ne 2 ]; then
     echo "usage: $0 QEMU_IMG QEMU_IO" >&2
@@ -25,8 +26,28 @@ PASSED = FAILED = 0
 os.environ["LC_ALL"] = "C"
 
 
+# Differences from QEMU that are not about zoned images: upstream qcow2
+# behaviour, listed with the reason.  Such a case prints XFAIL and does not
+# count as failed; if it starts to agree, it fails (XPASS): drop it here.
+KNOWN = {
+    "extl2-zero-flag-bit0/check":
+        "qemu-img check does not look at bit 0 of extended L2 entries, "
+        "which the base spec says is always 0 (reads ignore it, as the dump "
+        "comparison of this case shows)",
+}
+XFAILED = 0
+
+
 def result(name, ok, why=""):
-    global PASSED, FAILED
+    global PASSED, FAILED, XFAILED
+    if name in KNOWN:
+        if ok:
+            FAILED += 1
+            print("FAIL %s: XPASS, remove it from KNOWN" % name, flush=True)
+        else:
+            XFAILED += 1
+            print("XFAIL %s: %s" % (name, KNOWN[name]), flush=True)
+        return
     if ok:
         PASSED += 1
         print("PASS %s" % name, flush=True)
@@ -323,24 +344,39 @@ def cmp_dump(name, path):
                 os.unlink(p)
 
 
-def qemu_check_ok(path):
+def qemu_check(path):
+    """qemu-img check: ("clean" | "leaks" | "corrupt", rc, message)"""
     rc, out, err = run([QIMG, "check", path])
-    return rc in (0, 3), rc, (first_line(err) or
-                              [l for l in out.splitlines() if "ERROR" in l or
-                               "rror" in l][:1])
+    verdict = {0: "clean", 3: "leaks"}.get(rc, "corrupt")
+    return verdict, rc, (first_line(err) or
+                         [l for l in out.splitlines() if "ERROR" in l or
+                          "rror" in l or "Leaked" in l][:1])
 
 
-def cmp_check(name, path, expect_ok=None):
+def reader_check(path):
+    """zqcow2.py check: ("clean" | "leaks" | "corrupt", first finding).
+    Refcounts above a cluster's references are what qemu-img calls leaks."""
     rc, out, err = zq("check", path)
-    mine_ok = rc == 0
-    q_ok, qrc, qmsg = qemu_check_ok(path)
+    lines = out.splitlines()
+    if rc:
+        return "corrupt", first_line(
+            "\n".join(l for l in lines if not l.startswith("warning")))
+    leaks = [l for l in lines if l.startswith("warning") and
+             ("exceeds its" in l or "leaked clusters" in l)]
+    return ("leaks", leaks[0]) if leaks else ("clean", "no violations")
+
+
+def cmp_check(name, path, expect=None):
+    """expect: None (agree), "clean", or "not clean" """
+    mine, mmsg = reader_check(path)
+    q, qrc, qmsg = qemu_check(path)
     why = "reader check %s (%s) / qemu-img check rc=%d %s" % (
-        "ok" if mine_ok else "violations", first_line(
-            "\n".join(l for l in out.splitlines()
-                      if not l.startswith("warning"))), qrc, qmsg)
-    ok = mine_ok == q_ok
-    if expect_ok is not None:
-        ok = ok and mine_ok == expect_ok
+        mine, mmsg, qrc, qmsg)
+    ok = mine == q
+    if expect == "clean":
+        ok = ok and mine == "clean"
+    elif expect == "not clean":
+        ok = ok and mine != "clean"
     result(name, ok, why)
 
 
@@ -393,7 +429,7 @@ def case_refuse(name, base, edit, expect="refuse", also_check=True):
                "accepts" if mine else "refuses", mmsg,
                "accepts" if q else "refuses", qmsg))
     if also_check:
-        cmp_check(name + "/check", p, expect_ok=None if mine else False)
+        cmp_check(name + "/check", p, expect=None if mine else "not clean")
     return p
 
 
@@ -660,10 +696,7 @@ ex = case_valid("excess-closed", "zone_size=1M,max_open_zones=2,"
                 "max_active_zones=2", 6 * 2**20, edit=excess,
                 aspects=("info", "report", "dump"))
 if ex:
-    rc, out, _ = zq("check", ex)
-    q_ok, qrc, qmsg = qemu_check_ok(ex)
-    result("excess-closed/check", rc == 1 and not q_ok,
-           "reader rc=%d, qemu-img check rc=%d" % (rc, qrc))
+    cmp_check("excess-closed/check", ex, expect="not clean")
     w = copy(ex, "excess-closed-writer")
     cmp_report("excess-closed/writer-open", w, writer=True)
 
@@ -738,8 +771,13 @@ def all_conv(p):
         r.wp_set(i, 1 << 63)
 
 
-case_valid("all-conventional", "zone_size=1M,conventional_zones=1",
-           3 * 2**20, edit=all_conv, aspects=("info",))
+# "at least one zone must be sequential"
+try:
+    case_refuse("all-conventional",
+                create("all-conv-base", "zone_size=1M,conventional_zones=1",
+                       3 * 2**20), lambda r: all_conv(r.path))
+except RuntimeError as e:
+    result("all-conventional/setup", False, str(e))
 
 
 def odd_size(p):
@@ -748,8 +786,8 @@ def odd_size(p):
     r.zset("nr_zones", 6)
 
 
-case_valid("size-not-512-multiple", "zone_size=1M", 5 * 2**20 + 1024,
-           edit=odd_size, aspects=("info",))
+# "The virtual disk size of a zoned image must be a multiple of 512 bytes"
+case_refuse("size-not-512-multiple", basic, lambda r: odd_size(r.path))
 
 
 def dup_ext(p):
@@ -883,7 +921,7 @@ except RuntimeError as e:
     result("ov/setup", False, str(e))
 for name, base, fn, exp in soft:
     p = case_refuse(name, base, fn, expect=exp, also_check=False)
-    cmp_check(name + "/check", p, expect_ok=False)
+    cmp_check(name + "/check", p, expect="not clean")
     if exp == "accept":
         cmp_dump(name + "/dump", p)
 
@@ -899,11 +937,12 @@ try:
                 make_compressed(r.path, 0, bytes(65536)),
                 r.put(r.l2_entry_off(0) + 8, "Q", 1)))]:
         p = case_refuse(name, xl, fn, expect="accept", also_check=False)
-        cmp_check(name + "/check", p, expect_ok=False)
+        cmp_check(name + "/check", p, expect="not clean")
         cmp_dump(name + "/dump", p)
 except RuntimeError as e:
     result("xl2/setup", False, str(e))
 
-print("%d passed, %d failed" % (PASSED, FAILED))
+print("%d passed, %d failed, %d known differences" % (PASSED, FAILED,
+                                                     XFAILED))
 sys.exit(1 if FAILED else 0)
 PYEOF

@@ -311,6 +311,9 @@ class Image:
         if zs % self.cs:
             raise Refused("zone_size %d is not a multiple of the cluster size "
                           "%d" % (zs, self.cs))
+        if self.size % 512:
+            raise Refused("virtual disk size %d is not a multiple of 512"
+                          % self.size)
         expect = (self.size + zs - 1) // zs
         if self.nr_zones != expect:
             raise Refused("nr_zones %d is not the virtual disk size %d divided"
@@ -401,6 +404,9 @@ class Image:
                               + nz))
         self.nr_conv = sum(1 for z in self.zones if z.conventional)
         self.nr_seq = self.nr_zones - self.nr_conv
+        if self.nr_seq == 0:
+            raise Refused("all %d zones are conventional; at least one zone "
+                          "must be sequential" % self.nr_zones)
         if self.max_open_zones > self.nr_seq:
             raise Refused("max_open_zones %d exceeds the number of sequential "
                           "zones %d" % (self.max_open_zones, self.nr_seq))
@@ -412,13 +418,13 @@ class Image:
         """Zone conditions as a reader sees them when it opens the image.
 
         Stored: EMPTY (wp 0), FULL (wp == capacity), CLOSED (in between).
-        Bits 56-57 (hand-over): the zone is opened again in that condition
-        "if the open and active limits allow".  Interpretation used here:
-        zones whose write pointer is not 0 are active whatever their open
-        bits say, so they are all counted first; then, in zone order, a zone
-        with open bits is opened if that keeps the number of open zones
-        within max_open_zones and the number of active zones within
-        max_active_zones (0 = no limit).
+        Bits 56-57 (hand-over): zones whose write pointer is between 0 and
+        the capacity are active whatever their open bits say, so they are
+        all counted first; if they alone exceed max_active_zones, no zone is
+        opened again.  Otherwise, in zone order, a zone with open bits is
+        opened if that keeps the number of open zones within max_open_zones
+        and the number of active zones within max_active_zones (0 = no
+        limit).
         """
         mo, ma = self.max_open_zones, self.max_active_zones
         active = 0
@@ -434,6 +440,8 @@ class Image:
                 active += 1
         nopen = 0
         for z in self.zones:
+            if ma and active > ma:
+                break
             if z.conventional or not z.open_bits:
                 continue
             becomes_active = z.wp == 0
@@ -807,12 +815,9 @@ class Image:
             if bool(e & COPIED) != (rc == 1):
                 v("%s: bit 63 (copied) is %d but refcount is %d"
                   % (where, 1 if e & COPIED else 0, rc))
-        # write pointer table must be contiguous clusters with refcount 1
-        for k in range(self.zone_table_clusters):
-            c = self.zone_table_offset // cs + k
-            if refcount(c) != 1:
-                v("write pointer table cluster %d (offset 0x%x) has refcount "
-                  "%d, not 1" % (k, c * cs, refcount(c)))
+        # The write pointer table is "refcounted like any other metadata
+        # cluster": a refcount of 0 is a violation (above), one above its
+        # single reference wastes space like for any other cluster.
         return self.violations
 
     def _check_bitmaps(self, ref):
