@@ -151,7 +151,10 @@ def run_once(img, rng, stats, verbose):
     with open(out_path, 'w') as out:
         proc = subprocess.Popen(
             ['stdbuf', '-o0', '-e0', img.args.qemu_io, '-f', 'qcow2',
-             '-t', 'writeback'] + cmds + [img.path],
+             '-t', 'writeback',
+             # resets free the zone's clusters, or leave them to the zone
+             '-d', 'ignore' if stats['runs'] % 2 else 'unmap']
+            + cmds + [img.path],
             stdout=out, stderr=subprocess.STDOUT)
         # Kill at a random moment of the run (ops take about 1-3 ms)
         time.sleep(rng.uniform(0.004, 0.004 + len(ops) * 0.0006))

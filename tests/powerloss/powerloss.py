@@ -217,10 +217,14 @@ class Geometry:
     # ---- recording ----
 
     def image_opts(self):
-        return ('driver=qcow2,file.driver=blklogwrites,'
+        # Resets free the zone's clusters (discard=unmap) or leave them to
+        # the zone: geometries take turns, and change each round
+        return ('driver=qcow2,discard=%s,file.driver=blklogwrites,'
                 'file.file.driver=file,file.file.filename=%s,'
                 'file.log.driver=file,file.log.filename=%s,'
-                'file.log-sector-size=%d' % (self.path, self.logp, SECTOR))
+                'file.log-sector-size=%d'
+                % ('ignore' if (self.rnd + self.gi) % 2 else 'unmap',
+                   self.path, self.logp, SECTOR))
 
     def report(self, q, z):
         out = q.cmd('zrp %d 1' % self.img.start(z))
