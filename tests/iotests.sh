@@ -21,6 +21,7 @@ obj=${BUILD_DIR:-$top/build/obj}
 groups=${IOTEST_GROUPS:-quick,auto}
 jobs=${IOTEST_JOBS:-2}
 retries=${IOTEST_RETRIES:-2}
+hang=${IOTEST_HANG_SECONDS:-600}
 baseline=$top/tests/iotests-baseline.txt
 log=$top/build/results/iotests.log
 : > "$ZQ_RESULTS"
@@ -35,15 +36,47 @@ src=${SRC_DIR:-$top/build/qemu}
 zoned=$(cd "$src/tests/qemu-iotests/tests" &&
         ls zoned-qcow2-* 2>/dev/null | grep -v '\.out$')
 
-run_check() { # args...
-    (cd "$idir" && $py ./check -qcow2 --color off "$@")
+# watch_hangs OUT PID: while the check PID (writing to OUT) runs, a test that started more
+# than $hang seconds ago and has not ended is killed (its script and the
+# QEMU processes that use its scratch directory), so that it fails instead
+# of holding up the suite; it is then retried alone like any failure.
+# Upstream's export-incoming-iothread once hung here in qcow2's
+# cache_clean_timer_del_and_wait() (an iothread race, not the series').
+watch_hangs() {
+    local out=$1 pid=$2 name start t
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 20
+        tr '\r' '\n' < "$out" 2>/dev/null |
+            awk '$2 == "started" { s[$1] = $3 }
+                 $2 == "pass" || $2 == "fail" || $2 == "not" { delete s[$1] }
+                 END { for (n in s) print n, s[n] }' |
+            while read -r name start; do
+                start=${start//[\[\]]/}
+                t=$(date -d "$start" +%s 2>/dev/null) || continue
+                # a start time "in the future" began before midnight
+                [ "$t" -gt "$(date +%s)" ] && t=$((t - 86400))
+                if [ $(( $(date +%s) - t )) -gt "$hang" ]; then
+                    echo "iotests: $name has run for more than ${hang}s: killed" >> "$log.hangs"
+                    pkill -9 -f "scratch/[^ ]*-$name/" || true
+                    pkill -9 -f "qemu-iotests/(tests/)?$name( |\$)" || true
+                fi
+            done
+    done
+}
+run_check() { # OUT args...: the check's output goes to OUT
+    local out=$1 pid
+    shift
+    (cd "$idir" && exec $py ./check -qcow2 --color off "$@") > "$out" 2>&1 &
+    pid=$!
+    watch_hangs "$out" "$pid" &
+    wait "$pid"
 }
 # retry NAME: runs the test alone until it passes, $retries times at most;
 # the log of the last attempt is $log.NAME
 retry() {
     local n
     for n in $(seq "$retries"); do
-        if run_check "$1" < /dev/null > "$log.$1" 2>&1 &&
+        if run_check "$log.$1" "$1" < /dev/null &&
            grep -q "^Passed all 1 iotests" "$log.$1"; then
             echo "        note: $1 failed in the parallel run, passed alone (attempt $n of $retries; timing)"
             return 0
@@ -53,7 +86,8 @@ retry() {
 }
 
 echo "iotests: groups $groups + $(echo $zoned | wc -w) zoned tests, -j $jobs"
-run_check -j "$jobs" -g "$groups" > "$log" 2>&1
+rm -f "$log.hangs"
+run_check "$log" -j "$jobs" -g "$groups"
 # The series' tests that the groups did not run (they belong to quick and
 # auto, so normally none)
 results=$(tr '\r' '\n' < "$log")
@@ -62,7 +96,8 @@ extra=$(for t in $zoned; do
         done)
 if [ -n "$extra" ]; then
     # shellcheck disable=SC2086
-    run_check -j "$jobs" $extra >> "$log" 2>&1
+    run_check "$log.extra" -j "$jobs" $extra
+    cat "$log.extra" >> "$log"
 fi
 
 declare -A listed reason
@@ -108,6 +143,9 @@ while read -r name result why; do
 done < <(tr '\r' '\n' < "$log" | sed -nE 's/^([^ ]+) +(pass|fail|not run) +\[[^]]*\]( \[[^]]*\])? +[^ ]+ *(.*)$/\1 \2 \4/p' |
          sed -E 's/ not run / notrun /')
 
+if [ -s "$log.hangs" ]; then
+    sed 's/^/        note: /' "$log.hangs"
+fi
 if [ ${#seen[@]} -eq 0 ]; then
     t_fail run "the iotests printed no results: see build/results/iotests.log"
     tail -n 20 "$log"
