@@ -21,9 +21,10 @@ while read -r verdict name why; do
     XFAIL) t_skip "${name%:}" "$why"; n=$((n + 1));;
     esac
 done < "$log"
-echo "  $(tail -n 1 "$log") (log: build/results/spec.log)"
+last=$(tail -n 1 "$log")
+echo "  $last (log: build/results/spec.log)"
 # check.sh stopping early (a Python error) leaves its counts line out
-if ! tail -n 1 "$log" | grep -q '^[0-9]* passed, [0-9]* failed'; then
-    t_fail check.sh "did not finish (exit $rc): $(tail -n 1 "$log")"
+if ! [[ $last =~ ^[0-9]+\ passed,\ [0-9]+\ failed ]]; then
+    t_fail check.sh "did not finish (exit $rc): $last"
 fi
 [ "$n" -gt 0 ] || t_fail check.sh "no results (exit $rc)"
