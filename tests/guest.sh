@@ -10,7 +10,18 @@
 # (tests/guest/oracle.sh and zoracle.c: results, zone reports and data after
 # each of ORACLE_OPS random ops, seeded by ORACLE_SEED) and runs the
 # zone-boundary merge reproducer (ORACLE_TRIES tries).  GUEST_QEMU=path runs
-# that boot with another qemu-system-x86_64.
+# that boot with another qemu-system-x86_64.  Boots 4 and 5 attach zoned
+# qcow2 images as NVMe zoned namespaces (scripts/zoned-vm --nvme: nvme-ns
+# takes its zones from the image): in the fourth (tests/guest/nvme1.sh)
+# sysfs, nvme-cli's Identify, zone reports, Zone Append, open/close/finish/
+# reset with and without select all and the NVMe status of each refused
+# write or transition, blkzone and errno, fio --zonemode=zbd, f2fs and btrfs;
+# the fifth (nvme2.sh) finds the zone states (open zones closed), the data
+# and the btrfs files of the fourth, writes on from there, and compares the
+# small namespace with a null_blk twin (oracle.sh with ORACLE_DEVS).
+# GUEST_NVME_LBS=4096 gives the large namespace 4 KiB logical blocks.  Boot
+# 6 runs fio's zoned block device suite (t/zbd/test-zbd-support) on an NVMe
+# zoned namespace and on null_blk (tests/guest/zbd.sh).
 set -uo pipefail
 suite=guest
 . "$(dirname "$0")/lib.sh"
@@ -56,9 +67,11 @@ boot() {
     local found=0
     while read -r _ verdict name detail; do
         found=1
-        if [ "$verdict" = PASS ]; then t_pass "boot$n/$name"; else
-            t_fail "boot$n/$name" "$detail"
-        fi
+        case $verdict in
+            PASS) t_pass "boot$n/$name" ;;
+            SKIP) t_skip "boot$n/$name" "$detail" ;;
+            *) t_fail "boot$n/$name" "$detail" ;;
+        esac
     done < <(grep -a '^RESULT ' "$log.boot$n.log")
     if [ "$rc" -ne 0 ] || [ "$found" -eq 0 ]; then
         t_fail "boot$n" "zoned-vm exit $rc (build/results/guest.boot$n.log)"
@@ -116,6 +129,78 @@ else
         t_check "oracle/host-check-$(basename "$img" .qcow2)" "$obj/qemu-img" check "$img"
     done
     echo "  oracle boot took $(( $(date +%s) - ostart )) s"
+fi
+
+# NVMe zoned namespaces on zoned qcow2 images (boots 4 and 5): n: 2 GiB,
+# 64 MiB zones of 48 MiB capacity, max 8 open / 12 active; s: 32 MiB, 2 MiB
+# zones, max 3 open / 5 active (the null_blk comparison: whole MiB, no
+# conventional zones, which NVMe zoned namespaces do not have); p: a plain
+# qcow2 image (/dev/vda) for f2fs's metadata.
+nstart=$(date +%s)
+n=$work/n.qcow2 s=$work/s.qcow2 p=$work/p.qcow2
+lbs=${GUEST_NVME_LBS:-512}
+if ! { "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,zone_capacity=48M,max_open_zones=8,max_active_zones=12 "$n" 2G &&
+       "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=2M,max_open_zones=3,max_active_zones=5 "$s" 32M &&
+       "$obj/qemu-img" create -q -f qcow2 "$p" 512M; }; then
+    t_fail nvme/create-images
+else
+    echo "LBS=$lbs" > "$work/nvme.conf"
+    disks=(--image "$p" --nvme "$n")
+    [ "$lbs" = 512 ] || disks+=(--nvme-ns-opt "logical_block_size=$lbs,physical_block_size=$lbs")
+    disks+=(--nvme "$s")
+    # boot 5's null_blk comparison: zoracle and oracle.conf as for boot 3
+    [ -s "$work/oracle.conf" ] ||
+        printf 'SEED=%s\nOPS=%s\nTRIES=%s\n' "${ORACLE_SEED:-1}" "${ORACLE_OPS:-200}" \
+            "${ORACLE_TRIES:-30}" > "$work/oracle.conf"
+    oracle=(--copy "$work/oracle.conf" --copy "$top/tests/guest/oracle.sh")
+    if [ -x "$work/zoracle" ] ||
+       gcc -O2 -Wall -static -o "$work/zoracle" "$top/tests/guest/zoracle.c" > "$work/gcc.log" 2>&1; then
+        oracle+=(--copy "$work/zoracle")
+    else
+        t_fail nvme/oracle-build "$(head -n 5 "$work/gcc.log" | tr '\n' '|')"
+    fi
+    if boot 4 "$top/tests/guest/nvme1.sh" --copy "$work/nvme.conf"; then
+        grep -a '^REPORT-N ' "$log.boot4.log" > "$work/report-N"
+        grep -a '^SUMS-N ' "$log.boot4.log" | sed 's/^SUMS-N //' > "$work/sums-N"
+        for img in "$n" "$s" "$p"; do
+            t_check "nvme/host-check-$(basename "$img" .qcow2)" "$obj/qemu-img" check "$img"
+        done
+        boot 5 "$top/tests/guest/nvme2.sh" --copy "$work/nvme.conf" --copy "$work/report-N" \
+            --copy "$work/sums-N" "${oracle[@]}"
+        grep -a '^ORACLE \|^MERGE \|^allowed differences' "$log.boot5.log" | sed 's/^/  /'
+        for img in "$n" "$s" "$p"; do
+            t_check "nvme/host-check-$(basename "$img" .qcow2)-after-boot5" "$obj/qemu-img" check "$img"
+        done
+    fi
+    echo "  NVMe boots took $(( $(date +%s) - nstart )) s"
+fi
+
+# fio's zoned block device conformance suite (boot 6, tests/guest/zbd.sh) on
+# an NVMe zoned namespace on a zoned qcow2 image (1 GiB, 4 MiB zones of 3 MiB
+# capacity, no limits: the geometry of the suite's own null_blk runs) and on a
+# null_blk twin; a test that null_blk passes must pass on the namespace.
+# fio 3.41 from Debian's source archive (scripts/get-fio).  GUEST_ZBD=0 skips
+# the boot, GUEST_ZBD_TESTS="N ..." runs only those tests.
+if [ "${GUEST_ZBD:-1}" = 0 ]; then
+    t_skip zbd "GUEST_ZBD=0"
+elif ! "$top/scripts/get-fio" > "$work/get-fio.log" 2>&1; then
+    t_fail zbd/get-fio "$(tail -n 3 "$work/get-fio.log" | tr '\n' '|')"
+else
+    zstart=$(date +%s)
+    z=$work/zbd.qcow2
+    mkdir -p "$work/zbd/fio/t" &&
+        cp "$top/build/fio/fio" "$work/zbd/fio/" &&
+        cp -r "$top/build/fio/t/zbd" "$work/zbd/fio/t/" &&
+        cp "$top/tests/guest/zbd.sh" "$work/zbd/" &&
+        echo "ZBD_TESTS='${GUEST_ZBD_TESTS:-}'" > "$work/zbd/zbd.conf" &&
+        "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=4M,zone_capacity=3M "$z" 1G ||
+        { t_fail zbd/setup; exit 0; }
+    printf '#!/bin/bash\ncd zbd && exec bash ./zbd.sh\n' > "$work/zbd-run.sh"
+    disks=(--nvme "$z")
+    boot 6 "$work/zbd-run.sh" --copy "$work/zbd"
+    grep -a '^zbd: ' "$log.boot6.log" | sed 's/^/  /'
+    t_check "zbd/host-check" "$obj/qemu-img" check "$z"
+    echo "  zbd boot took $(( $(date +%s) - zstart )) s"
 fi
 echo "  guest test took $(( $(date +%s) - start )) s"
 rm -rf "$work"

@@ -42,6 +42,32 @@ else
         t_check "qos-test ${c#$qpath/}" qos --tap -p "$c"
     done
 fi
+# NVMe: the zoned namespace qtest the series adds (zoned qcow2 and the
+# in-memory emulation), and QEMU's own nvme cases of qos-test
+if ! ninja -C "$obj" tests/qtest/nvme-zoned-test > "$top/build/results/unit-nvme-zoned-test.build.log" 2>&1; then
+    t_fail nvme-zoned-test "does not build (build/results/unit-nvme-zoned-test.build.log)"
+else
+    out=$(cd "$obj" && QTEST_QEMU_BINARY=./qemu-system-x86_64 QTEST_QEMU_IMG=./qemu-img \
+          timeout 600 ./tests/qtest/nvme-zoned-test --tap 2>&1)
+    rc=$?
+    n=0
+    while read -r line; do
+        case "$line" in
+        "ok "*) t_pass "nvme-zoned-test ${line#ok [0-9]* }"; n=$((n + 1));;
+        "not ok "*) t_fail "nvme-zoned-test ${line#not ok [0-9]* }"; n=$((n + 1));;
+        esac
+    done <<< "$out"
+    if [ "$n" -eq 0 ] || [ "$rc" -ne 0 ]; then
+        t_fail nvme-zoned-test "exit $rc after $n test cases"
+        printf '%s\n' "$out" | tail -n 20 | sed 's/^/        /'
+    fi
+fi
+if [ -x "$obj/tests/qtest/qos-test" ]; then
+    npath=/x86_64/pc/i440FX-pcihost/pci-bus-pc/pci-bus/nvme
+    for c in $(qos -l 2>/dev/null | grep "^$npath/"); do
+        t_check "qos-test ${c#$npath/}" qos --tap -p "$c"
+    done
+fi
 # file-posix.c with Linux headers before 5.9 (no zone capacity, no report
 # flags): the series must guard what it uses of them
 t_check file-posix-pre-5.9-headers python3 "$top/tests/old-headers.py" "$obj"

@@ -10,9 +10,15 @@
 # the last disk (and on its null_blk twin, which must never fail).
 # oracle.conf (from the host): SEED, OPS, TRIES, VERBOSE (ZORACLE_VERBOSE:
 # 1 prints the allowed differences, 2 every op).
+# ORACLE_DEVS (environment): other zoned devices than the virtio disks
+# (nvme2.sh: an NVMe zoned namespace), ORACLE_LABELS their names in the
+# results (default g1, g2, ...).
 # Prints "RESULT PASS|FAIL name [detail]" lines.
 SEED=1 OPS=200 TRIES=30 VERBOSE=0
 [ -r oracle.conf ] && . ./oracle.conf
+DEVS=${ORACLE_DEVS:-$ZONED_VM_DISKS}
+# shellcheck disable=SC2206
+LABELS=(${ORACLE_LABELS:-})
 export ZORACLE_VERBOSE=$VERBOSE
 Z=$PWD/zoracle
 pass() { echo "RESULT PASS $1"; }
@@ -43,23 +49,24 @@ null_dev() {
 }
 
 n=0
-for dev in $ZONED_VM_DISKS; do
+for dev in $DEVS; do
     n=$((n + 1))
-    nb=$(null_dev $n "$dev") || { fail "oracle-g$n-null_blk" "cannot make a null_blk twin of $dev"; continue; }
-    echo "== g$n: $dev vs $nb: $(tr '\n' ' ' < geometry.$n)"
+    g=${LABELS[n - 1]:-g$n}
+    nb=$(null_dev $n "$dev") || { fail "oracle-$g-null_blk" "cannot make a null_blk twin of $dev"; continue; }
+    echo "== $g: $dev vs $nb: $(tr '\n' ' ' < geometry.$n)"
     last_dev=$dev last_nb=$nb
-    "$Z" oracle "$dev" "$nb" "$((SEED + n - 1))" "$OPS" "g$n" > "oracle.$n.out"
+    "$Z" oracle "$dev" "$nb" "$((SEED + n - 1))" "$OPS" "$g" > "oracle.$n.out"
     rc=$?
     cat "oracle.$n.out"
     line=$(grep '^ORACLE ' "oracle.$n.out")
     compared=$(echo "$line" | sed -n 's/.* compared=\([0-9]*\).*/\1/p')
     diffs=$(echo "$line" | sed -n 's/.* diffs=\([0-9]*\).*/\1/p')
     if [ -z "$line" ]; then
-        fail "oracle-g$n" "zoracle exit $rc: $(tail -n 1 "oracle.$n.out")"
+        fail "oracle-$g" "zoracle exit $rc: $(tail -n 1 "oracle.$n.out")"
     elif [ "$rc" -eq 0 ] && [ "$diffs" = 0 ]; then
-        pass "oracle-g$n-${compared}ops-0diffs"
+        pass "oracle-$g-${compared}ops-0diffs"
     else
-        fail "oracle-g$n-${compared}ops-${diffs}diffs" \
+        fail "oracle-$g-${compared}ops-${diffs}diffs" \
             "$(grep -m 3 '^DIFF ' "oracle.$n.out" | cut -c1-200 | tr '\n' '|')"
     fi
 done

@@ -1,7 +1,11 @@
 /*
  * zoracle: compare a zoned virtio-blk disk (a zoned qcow2 image) with the
  * kernel's own zoned emulation (null_blk, memory backed, same geometry) as
- * an oracle, from inside the guest (tests/guest/oracle.sh).
+ * an oracle, from inside the guest (tests/guest/oracle.sh).  Any zoned block
+ * device will do as DEV_A: tests/guest/nvme2.sh compares an NVMe zoned
+ * namespace on a zoned qcow2 image (/dev/nvmeXnY; its sysfs queue
+ * attributes are read by the disk's name like a virtio disk's; it has no
+ * conventional zones, and max_sectors_kb is 512 from the controller's MDTS).
  *
  *   zoracle geometry DEV            print the geometry as null_blk configfs
  *                                   attributes (sizes in MiB), one a line
@@ -60,9 +64,9 @@
  *               fail at the device, are aborted by the kernel (EIO), or are
  *               written when they match the write pointer the kernel reads
  *               back: it depends on timing.
- *  close-empty-full  closing an EMPTY or FULL zone: qcow2 succeeds and
- *               changes nothing (ZBC), null_blk fails with EIO (ZNS: invalid
- *               transition).
+ *  close-empty-full  closing an EMPTY or FULL zone: qcow2 through virtio-blk
+ *               succeeds and changes nothing (ZBC), null_blk fails with EIO
+ *               (ZNS: invalid transition; so does an NVMe zoned namespace).
  *  finish-resources  finishing an EMPTY or CLOSED zone: null_blk needs open
  *               (and active) resources, at the open limit it closes an
  *               implicitly open zone or fails with ETOOMANYREFS/EOVERFLOW
