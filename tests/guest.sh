@@ -93,6 +93,7 @@ mkdir -p "$iot/tests" &&
     { t_fail iotests-copy; exit 0; }
 
 if boot 1 "$top/tests/guest/boot1.sh" --copy "$bundle" --copy "$iot" \
+        --copy "$top/tests/guest/fs-test.sh" \
         --copy "$top/tests/guest/hostdev.sh" \
         --copy "$top/tests/guest/upstream-zoned.sh"; then
     grep -a '^REPORT-A ' "$log.boot1.log" | sed 's/^REPORT-A //' > "$work/report-A"
@@ -159,7 +160,8 @@ else
     else
         t_fail nvme/oracle-build "$(head -n 5 "$work/gcc.log" | tr '\n' '|')"
     fi
-    if boot 4 "$top/tests/guest/nvme1.sh" --copy "$work/nvme.conf"; then
+    if boot 4 "$top/tests/guest/nvme1.sh" --copy "$work/nvme.conf" \
+            --copy "$top/tests/guest/fs-test.sh"; then
         grep -a '^REPORT-N ' "$log.boot4.log" > "$work/report-N"
         grep -a '^SUMS-N ' "$log.boot4.log" | sed 's/^SUMS-N //' > "$work/sums-N"
         for img in "$n" "$s" "$p"; do

@@ -358,29 +358,7 @@ fio_run fio-write-verify --rw=write --offset=128M --size=128M
 fio_run fio-randwrite-verify --rw=randwrite --offset=512M --size=1G --io_size=64M
 blkzone reset "$N"
 
-# fs_test NAME DEV MNT FSTYPE FILES MIB MKFS...: make a file system, mount
-# DEV, write FILES files of MIB, 2*MIB, ... of random data, remount, compare
-# checksums (SUMS), unmount
-fs_test() {
-    local name=$1 dev=$2 mnt=$3 type=$4 files=$5 mib=$6 i
-    shift 6
-    mkdir -p "$mnt"
-    if ! "$@" > /tmp/mkfs 2>&1 || ! mount -t "$type" "$dev" "$mnt"; then
-        fail "$name" "mkfs or mount failed: $(tail -n 3 /tmp/mkfs | tr '\n' ' ')"
-        return
-    fi
-    for i in $(seq "$files"); do
-        head -c $((i * mib * 1048576)) /dev/urandom > "$mnt/file$i"
-    done
-    (cd "$mnt" && sha256sum file* > SUMS)
-    if umount "$mnt" && mount -t "$type" "$dev" "$mnt" &&
-       (cd "$mnt" && sha256sum --quiet -c SUMS); then
-        pass "$name"
-    else
-        fail "$name" "files differ after remount"
-    fi
-    umount "$mnt"
-}
+. ./fs-test.sh
 echo "== f2fs: metadata on $V, data on $N"
 vlbs=$(cat "/sys/block/${V#/dev/}/queue/logical_block_size" 2>/dev/null)
 if [ "$vlbs" = "$LBS" ]; then
