@@ -21,7 +21,12 @@
 # small namespace with a null_blk twin (oracle.sh with ORACLE_DEVS).
 # GUEST_NVME_LBS=4096 gives the large namespace 4 KiB logical blocks.  Boot
 # 6 runs fio's zoned block device suite (t/zbd/test-zbd-support) on an NVMe
-# zoned namespace and on null_blk (tests/guest/zbd.sh).
+# zoned namespace and on null_blk (tests/guest/zbd.sh).  Boot 7 makes zones
+# read-only and offline from the host while the guest runs (QMP
+# x-blockdev-set-zone-condition through scripts/zone-fail, asked for by
+# tests/guest/zonefail.sh on the console): the raw device, btrfs and f2fs;
+# afterwards the host finds the conditions it left in the image.
+# GUEST_BOOTS="3 7" runs only those boots (1 brings 2 with it, 4 brings 5).
 set -uo pipefail
 suite=guest
 . "$(dirname "$0")/lib.sh"
@@ -34,6 +39,8 @@ log=$top/build/results/guest
 # tests), so 20 minutes leave room for a machine 30 times slower, and two
 # boots at the limit still end within CI's 90 minutes.
 timeout=${GUEST_TIMEOUT:-1200}
+boots=" ${GUEST_BOOTS:-1 2 3 4 5 6 7} "
+want() { [[ $boots == *" $1 "* ]] || { t_skip "boot$1" "GUEST_BOOTS=$GUEST_BOOTS"; false; }; }
 rm -rf "$work" && mkdir -p "$work"
 start=$(date +%s)
 
@@ -54,15 +61,25 @@ mkdir -p "$bundle/lib" && cp "$qemu_io" "$bundle/qemu-io" &&
     { t_fail qemu-io-bundle; exit 0; }
 
 # boot N SCRIPT [--copy FILE...]: runs the guest on the disks in ${disks[@]},
-# records its RESULT lines
+# records its RESULT lines; with ${console_pipe[@]} set, the console goes
+# through that command on its way to the log
 disks=(--image "$a" --image "$b" --image "$c")
+console_pipe=()
 boot() {
     local n=$1 script=$2 rc
     shift 2
-    "$top/scripts/zoned-vm" "${disks[@]}" \
-        --timeout "$timeout" \
-        "$@" --script "$script" > "$log.boot$n.log" 2> "$log.boot$n.err"
-    rc=$?
+    if [ ${#console_pipe[@]} -gt 0 ]; then
+        "$top/scripts/zoned-vm" "${disks[@]}" \
+            --timeout "$timeout" \
+            "$@" --script "$script" 2> "$log.boot$n.err" |
+            "${console_pipe[@]}" > "$log.boot$n.log"
+        rc=${PIPESTATUS[0]}
+    else
+        "$top/scripts/zoned-vm" "${disks[@]}" \
+            --timeout "$timeout" \
+            "$@" --script "$script" > "$log.boot$n.log" 2> "$log.boot$n.err"
+        rc=$?
+    fi
     grep -h 'boot\|took' "$log.boot$n.err" | sed "s/^/  boot $n: /"
     local found=0
     while read -r _ verdict name detail; do
@@ -92,7 +109,7 @@ mkdir -p "$iot/tests" &&
     cp "$src"/tests/qemu-iotests/tests/zoned{,.out} "$iot/tests/" ||
     { t_fail iotests-copy; exit 0; }
 
-if boot 1 "$top/tests/guest/boot1.sh" --copy "$bundle" --copy "$iot" \
+if want 1 && boot 1 "$top/tests/guest/boot1.sh" --copy "$bundle" --copy "$iot" \
         --copy "$top/tests/guest/fs-test.sh" \
         --copy "$top/tests/guest/hostdev.sh" \
         --copy "$top/tests/guest/upstream-zoned.sh"; then
@@ -113,7 +130,9 @@ fi
 # on it).  Sizes are whole MiB: null_blk's configfs takes MiB.
 ostart=$(date +%s)
 o1=$work/g1.qcow2 o2=$work/g2.qcow2 o3=$work/g3.qcow2
-if ! gcc -O2 -Wall -static -o "$work/zoracle" "$top/tests/guest/zoracle.c" > "$work/gcc.log" 2>&1; then
+if ! want 3; then
+    :
+elif ! gcc -O2 -Wall -static -o "$work/zoracle" "$top/tests/guest/zoracle.c" > "$work/gcc.log" 2>&1; then
     t_fail oracle/build "$(head -n 5 "$work/gcc.log" | tr '\n' '|')"
 elif ! { "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=2M,conventional_zones=2,max_open_zones=3,max_active_zones=5 "$o1" 32M &&
          "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=4M,zone_capacity=3M,conventional_zones=1,max_active_zones=3 "$o2" 32M &&
@@ -140,7 +159,9 @@ fi
 nstart=$(date +%s)
 n=$work/n.qcow2 s=$work/s.qcow2 p=$work/p.qcow2
 lbs=${GUEST_NVME_LBS:-512}
-if ! { "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,zone_capacity=48M,max_open_zones=8,max_active_zones=12 "$n" 2G &&
+if ! want 4; then
+    :
+elif ! { "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,zone_capacity=48M,max_open_zones=8,max_active_zones=12 "$n" 2G &&
        "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=2M,max_open_zones=3,max_active_zones=5 "$s" 32M &&
        "$obj/qemu-img" create -q -f qcow2 "$p" 512M; }; then
     t_fail nvme/create-images
@@ -183,7 +204,9 @@ fi
 # null_blk twin; a test that null_blk passes must pass on the namespace.
 # fio 3.41 from Debian's source archive (scripts/get-fio).  GUEST_ZBD=0 skips
 # the boot, GUEST_ZBD_TESTS="N ..." runs only those tests.
-if [ "${GUEST_ZBD:-1}" = 0 ]; then
+if ! want 6; then
+    :
+elif [ "${GUEST_ZBD:-1}" = 0 ]; then
     t_skip zbd "GUEST_ZBD=0"
 elif ! "$top/scripts/get-fio" > "$work/get-fio.log" 2>&1; then
     t_fail zbd/get-fio "$(tail -n 3 "$work/get-fio.log" | tr '\n' '|')"
@@ -203,6 +226,76 @@ else
     grep -a '^zbd: ' "$log.boot6.log" | sed 's/^/  /'
     t_check "zbd/host-check" "$obj/qemu-img" check "$z"
     echo "  zbd boot took $(( $(date +%s) - zstart )) s"
+fi
+
+# Read-only and offline zones from the host (boot 7, tests/guest/zonefail.sh;
+# node names disk0..2 as zoned-vm gives them): u (vda, disk0): raw device;
+# v (vdb, disk1): btrfs; w (vdc, disk2): f2fs, its metadata in the two
+# conventional zones; x (NVMe, nvmedisk0): 512 MiB, 64 MiB zones.  The
+# console goes through scripts/zone-fail --watch, which sets the conditions
+# the guest asks for through QMP and logs "ZONEFAIL-HOST ... rc=N" lines.
+# Observations (how Linux, btrfs and f2fs react) are the guest's "NOTE"
+# lines, shown here and not judged.  GUEST_ZONEFAIL_TIMEOUT: hard limit of
+# the boot in seconds (default 600; it takes about 70 s under TCG here).
+if want 7; then
+    fstart=$(date +%s)
+    u=$work/u.qcow2 v=$work/v.qcow2 w=$work/w.qcow2 x=$work/x.qcow2
+    sock=$(mktemp -u "${TMPDIR:-/tmp}/zonefail.XXXXXX.sock")
+    if ! { "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,conventional_zones=2 "$u" 1G &&
+           "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M "$v" 2G &&
+           "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M,conventional_zones=2 "$w" 2G &&
+           "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=64M "$x" 512M; }; then
+        t_fail zonefail/create-images
+    else
+        disks=(--image "$u" --image "$v" --image "$w" --nvme "$x")
+        console_pipe=("$top/scripts/zone-fail" "$sock" --watch)
+        # werror/rerror=stop: a refused request must complete with an error
+        # status, never stop the VM (the guest would freeze until the timeout)
+        boot 7 "$top/tests/guest/zonefail.sh" --timeout "${GUEST_ZONEFAIL_TIMEOUT:-600}" \
+            --qemu-arg -qmp --qemu-arg "unix:$sock,server=on,wait=off" \
+            --qemu-arg -global --qemu-arg virtio-blk-device.werror=stop \
+            --qemu-arg -global --qemu-arg virtio-blk-device.rerror=stop
+        console_pipe=()
+        rm -f "$sock"
+        l=$log.boot7.log
+        sed -n 's/^NOTE /  note: /p; s/^ZONEFAIL-HOST /  qmp: /p' "$l"
+        # QMP: every request done, except the one on a conventional zone
+        bad=$(grep -a '^ZONEFAIL-HOST ' "$l" | grep -v ' offset=0 ' | grep -v ' rc=0$')
+        if grep -aq '^ZONEFAIL-HOST ' "$l" && [ -z "$bad" ]; then
+            t_pass zonefail/qmp-requests
+        else
+            t_fail zonefail/qmp-requests "${bad:-no requests}"
+        fi
+        if grep -a '^ZONEFAIL-HOST node=disk0 offset=0 ' "$l" | grep -q 'rc=1 error=.*is conventional'; then
+            t_pass zonefail/qmp-conventional-refused
+        else
+            t_fail zonefail/qmp-conventional-refused "$(grep -a '^ZONEFAIL-HOST node=disk0 offset=0 ' "$l")"
+        fi
+        # What the guest left in u: zone 6 read-only (1 MiB of 0xab), zone 7 offline
+        info=$("$obj/qemu-img" info "$u")
+        if grep -q '^ *read only zones: 1$' <<< "$info" && grep -q '^ *offline zones: 1$' <<< "$info"; then
+            t_pass zonefail/host-info-conditions
+        else
+            t_fail zonefail/host-info-conditions "$(grep -i 'zones' <<< "$info" | tr '\n' '|')"
+        fi
+        zrp=$("$obj/qemu-io" -r -f qcow2 -c "zrp $((6 * 64))M 2" "$u" 2>&1)
+        if [ "$(grep -o 'zcond:[0-9]*' <<< "$zrp" | tr '\n' ' ')" = "zcond:13 zcond:15 " ]; then
+            t_pass zonefail/host-zrp-conditions
+        else
+            t_fail zonefail/host-zrp-conditions "$(tr '\n' '|' <<< "$zrp")"
+        fi
+        t_check zonefail/host-ro-data "$obj/qemu-io" -r -f qcow2 -c "read -P 0xab $((6 * 64))M 1M" "$u"
+        out=$("$obj/qemu-io" -r -f qcow2 -c "read $((7 * 64))M 4k" "$u" 2>&1)
+        if grep -q 'No such device or address' <<< "$out"; then
+            t_pass zonefail/host-offline-read
+        else
+            t_fail zonefail/host-offline-read "$(tr '\n' '|' <<< "$out")"
+        fi
+        for img in "$u" "$v" "$w" "$x"; do
+            t_check "zonefail/host-check-$(basename "$img" .qcow2)" "$obj/qemu-img" check "$img"
+        done
+    fi
+    echo "  zone failure boot took $(( $(date +%s) - fstart )) s"
 fi
 echo "  guest test took $(( $(date +%s) - start )) s"
 rm -rf "$work"

@@ -41,7 +41,7 @@ else
          QTEST_QEMU_IMG=./qemu-img timeout 600 ./tests/qtest/qos-test "$@")
     }
     cases=$(qos -l 2>/dev/null | grep "^$qpath/")
-    grep -q /zoned-errors <<< "$cases" ||
+    grep -q /zoned-errors <<< "$cases" && grep -q /zoned-conditions <<< "$cases" ||
         t_fail qos-test "the zoned virtio-blk tests are not registered"
     for c in $cases; do
         t_check "qos-test ${c#$qpath/}" qos --tap -p "$c"

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Hostile zoned qcow2 images.
 
-Mutates the Zoned header extension, the write pointer table and the
-surrounding qcow2 header of valid zoned images, and runs qemu-img info,
-qemu-img check and qemu-io (open, zone report, write, append, finish,
-reset) on each mutant, normally built with AddressSanitizer and
-UndefinedBehaviorSanitizer.  A run fails on a crash (signal), a hang (see
-below), any sanitizer report, or a refusal without a message.  Images that
-found a problem are saved under --save (regression tests: --replay runs
-them first, each through every command), and each problem is printed with
-the command that reproduces it on the saved image.
+Mutates the Zoned header extension, the write pointer table (entries,
+among them their zone condition bits 58-59: normal, READ ONLY, OFFLINE and
+the invalid 3, alone or with other bits) and the surrounding qcow2 header
+of valid zoned images, and runs qemu-img info, qemu-img check and qemu-io
+(open, zone report, write, append, finish, reset, zone conditions set and
+cleared with zsc, a read of a zone that may be offline) on each mutant,
+normally built with AddressSanitizer and UndefinedBehaviorSanitizer.  A run
+fails on a crash (signal), a hang (see below), any sanitizer report, or a
+refusal without a message.  Images that found a problem are saved under
+--save (regression tests: --replay runs them first, each through every
+command), and each problem is printed with the command that reproduces it
+on the saved image.
 
 Hangs are judged by the child's CPU time, not by the wall clock, so that a
 loaded machine (other builds, 2 cores) cannot turn a slow run into a
@@ -88,6 +91,35 @@ def find_ext(data):
     return None
 
 
+COND_SHIFT = 58                 # bits 58-59: 0 normal, 1 READ ONLY,
+WP_MASK = (1 << 56) - 1         # 2 OFFLINE, 3 invalid
+
+
+def mutate_cond(old, rng):
+    """A write pointer table entry with its zone condition (bits 58-59) set
+    to one of the four values, mostly on the entry as it is (valid READ ONLY
+    and OFFLINE zones, OFFLINE with a write pointer), else combined with a
+    write pointer of 0, open bits 56-57, the conventional bit or reserved
+    bits 60-62."""
+    cond = rng.choice([0, 1, 1, 1, 2, 2, 2, 3])
+    e = old & ~(3 << COND_SHIFT)
+    how = rng.random()
+    if how < 0.5:
+        if cond == 2 and rng.random() < 0.6:
+            e &= ~WP_MASK                               # valid OFFLINE
+    elif how < 0.7:
+        e &= ~WP_MASK
+    elif how < 0.8:
+        e |= rng.randrange(1, 4) << 56                  # + open bits
+    elif how < 0.87:
+        e |= 1 << 63                                    # + conventional
+    elif how < 0.93:
+        e |= rng.randrange(1, 8) << 60                  # + reserved bits
+    else:
+        e = rng.getrandbits(56)                         # any write pointer
+    return e | cond << COND_SHIFT
+
+
 def mutate(data, rng):
     data = bytearray(data)
     ext = find_ext(data)
@@ -109,7 +141,15 @@ def mutate(data, rng):
             # A write pointer table entry
             i = rng.randrange(0, 16)
             pos = table + 8 * i
-            if pos + 8 <= len(data):
+            if pos + 8 <= len(data) and rng.random() < 0.4:
+                # The condition of an existing zone, mostly
+                nr = struct.unpack('>I', data[ext + 4:ext + 8])[0]
+                if 0 < nr < 16 and i >= nr and rng.random() < 0.8:
+                    pos = table + 8 * rng.randrange(nr)
+                data[pos:pos + 8] = mutate_cond(
+                    int.from_bytes(data[pos:pos + 8], 'big'),
+                    rng).to_bytes(8, 'big')
+            elif pos + 8 <= len(data):
                 val = rng.choice([1 << 63, (1 << 63) | 4096, 1 << 56,
                                   4096, 4097, 1 << 20, (1 << 20) + 512,
                                   (1 << 56) - 1, rng.getrandbits(64)])
@@ -284,8 +324,12 @@ def run(cmd, env, limits, ref_cpu, tmpdir):
     return p.returncode, out, err, cpu, wall, None, None
 
 
+# zsc: conditions changed on hostile images too (zone starts of every
+# geometry; refusals are fine), then the read of a zone that may be offline
 ZONE_CMDS = ['zrp 0 16', 'write -P 7 1048576 4096', 'zap -p 1048576 4096',
              'read 0 65536', 'zf 2097152 1048576', 'zrs 1048576 1048576',
+             'zsc 4194304 read-only', 'zsc 6291456 offline',
+             'read 6291456 4096', 'zsc 6291456 normal', 'zsc 4194304 normal',
              'zrs 0 1G', 'flush']
 
 

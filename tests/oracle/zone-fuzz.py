@@ -15,9 +15,14 @@ result is attributed to its command even after a crash.
 Operations: write -P (distinct pattern per write), write -z, zone append,
 groups of 2-4 aio_write in flight (same zone or several) + aio_flush,
 zo/zc/zf/zrs over one zone, several zones, the whole disk (reset all) or bad
-ranges, reads, zone reports, flush, restart.  Offsets and lengths lean to
-the edges: zone start, write pointer +-512, capacity +-512, zone end, disk
-end and past it, zero and unaligned lengths, several zones, cluster +-512.
+ranges, reads, zone reports, flush, restart, zone condition changes (zsc
+OFFSET normal|read-only|offline, ~3% of the operations: open and active
+zones, zones already READ ONLY or OFFLINE, the last zone, conventional
+zones, past the disk end, offsets that are not a zone start; sometimes a
+zone made READ ONLY, other zones written, then the zone back to normal, to
+reach the active limit).  Offsets and lengths lean to the edges: zone
+start, write pointer +-512, capacity +-512, zone end, disk end and past it,
+zero and unaligned lengths, several zones, cluster +-512.
 Operations are kept relative to the zone state ("write at the write pointer
 of a zone that is not full") and resolved just before they run.
 
@@ -26,16 +31,20 @@ the model allows; zone reports and data reads (zeroes above the write
 pointer) are compared with every model state still possible (the model
 branches where the specifications allow several behaviours; concurrent
 aio_write groups are accepted when some serial order of them explains the
-results).  A crash (signal), a hang (no prompt within --timeout seconds), a
-sanitizer report (ERROR: ...Sanitizer, runtime error:) or an unexpected
-message on stderr is a failure too.
+results; a read refused for an OFFLINE zone is followed by pattern reads of
+what lies outside OFFLINE zones).  A refused zsc prints a message, mapped
+to the model's reason by its text; the numbers in it (offset, zone index,
+disk size, zone size, limit) are checked too.  A crash (signal), a hang
+(no prompt within --timeout seconds), a sanitizer report (ERROR:
+...Sanitizer, runtime error:) or an unexpected message on stderr is a
+failure too.
 
 On a failure the sequence is shrunk (delta debugging: operations are dropped
 while the same kind of failure persists), printed as a runnable shell
 snippet (qemu-img create + qemu-io -c ...) and saved as a regression file in
 --save (default DIR/found); --replay DIR runs such files first (format:
 '# comment' lines, 'geometry size=N qemu-img options', then qemu-io
-commands, 'reopen' for a restart).
+commands, 'reopen' for a restart, 'zsc OFFSET COND').
 
 Errno strictness: by default the errno of every refusal must be the model's
 (zonemodel.py lists each with its source).  --accept-errno REASON=ERRNO
@@ -82,6 +91,15 @@ ZRP_RE = re.compile(r'start: 0x([0-9a-f]+), len 0x([0-9a-f]+), '
                     r'zcond:(\d+), \[type: (\d+)\]')
 FAILED_RE = re.compile(r'(?:write|aio_write|read|zone \w+|flush) failed: '
                        r'(.*)$')
+ZSC_FAILED_RE = re.compile(r'zone set condition failed: (.*)$')
+# zsc refusal messages (notes/zone-conditions-interface.md) -> model reason
+ZSC_MESSAGES = (
+    ('is beyond the end of node', 'cond-range'),
+    ('is not the start of a zone', 'cond-align'),
+    ('is conventional: only sequential zones can be read-only or offline',
+     'cond-conv'),
+    ('cannot become writable again: max_active_zones', 'cond-active-limit'),
+)
 
 
 class Failure(Exception):
@@ -235,6 +253,7 @@ class QemuIO:
 #   ('write', off, len, pat)  ('wzero', off, len)  ('zap', off, len)
 #   ('aio', ((off, len, pat), ...))  ('mgmt', name, off, len)
 #   ('read', off, len)  ('zrp', off, n)  ('flush',)  ('reopen',)
+#   ('zsc', off, cond)
 
 def r512(x):
     return x - x % 512
@@ -289,14 +308,23 @@ def pick_zone(geo, st, z):
         return z
     want, k, hot = z
     if want == 'nonfull':
+        # READ ONLY and OFFLINE zones now and then (refused writes)
+        skip = (zm.FULL,) if k % 4 == 0 else (zm.FULL, zm.RDONLY, zm.OFFLINE)
         ok = [i for i in hot if st.zones[i] is not None and
-              st.zones[i].cond != zm.FULL]
+              st.zones[i].cond not in skip]
+    elif want in ('open', 'active', 'cond'):
+        conds = {'open': (zm.IOPEN, zm.EOPEN),
+                 'active': (zm.IOPEN, zm.EOPEN, zm.CLOSED),
+                 'cond': (zm.RDONLY, zm.OFFLINE)}[want]
+        ok = [i for i, zz in enumerate(st.zones)
+              if zz is not None and zz.cond in conds]
     else:
         ok = [i for i in hot if st.zones[i] is not None and
               st.zones[i].cond != zm.EMPTY]
     if not ok and want == 'nonfull':
         ok = [i for i, zz in enumerate(st.zones)
-              if zz is not None and zz.cond != zm.FULL]
+              if zz is not None and zz.cond not in (zm.FULL, zm.RDONLY,
+                                                    zm.OFFLINE)]
     return ok[k % len(ok)] if ok else hot[k % len(hot)]
 
 
@@ -336,6 +364,16 @@ def resolve(geo, st, op):
         z, n = op[1], op[2]
         off = geo.size + 512 if z == 'past' else geo.zstart[z]
         return ('zrp', off, n)
+    if k == 'zsc':
+        z, cond, delta = op[1:4]
+        if z == 'past':
+            # at or beyond the disk end ('aligned': the first zone start
+            # there)
+            off = geo.nzones * geo.zone_size if delta == 'aligned' \
+                else geo.size + delta
+        else:
+            off = geo.zstart[pick_zone(geo, st, z)] + delta
+        return ('zsc', max(0, off), cond)
     return op
 
 
@@ -359,6 +397,8 @@ def commands(op, segments_for_read=None):
         return ['flush']
     if k == 'read':
         return ['read -q %d %d' % (op[1], op[2])]
+    if k == 'zsc':
+        return ['zsc %d %s' % (op[1], op[2])]
     raise ValueError(op)
 
 
@@ -388,6 +428,10 @@ def parse_command(line):
         return ('read', int(w[-2]), int(w[-1]))
     if c == 'aio_flush':
         return ('aio_flush',)
+    if c in ('zsc', 'zone_set_cond'):
+        if w[2] not in zm.SET_CONDS:
+            raise ValueError('cannot parse %r' % line)
+        return ('zsc', int(w[1]), w[2])
     raise ValueError('cannot parse %r' % line)
 
 
@@ -415,6 +459,12 @@ def outcome_of(out, kind):
     """Normalise a command's output: None (success), an errno name,
     ('ok', offset) for an append; ('?', text) when not understood."""
     lines = [l for l in out.splitlines() if l.strip()]
+    if kind == 'zsc':
+        for l in lines:
+            m = ZSC_FAILED_RE.search(l)
+            if m:
+                return zsc_refusal(m.group(1))
+        return ('?', out.strip()) if lines else None
     for l in lines:
         m = FAILED_RE.search(l)
         if m:
@@ -434,6 +484,36 @@ def outcome_of(out, kind):
     return None
 
 
+def zsc_refusal(msg):
+    """A zsc failure message as a Refusal of the model's reason (the text
+    kept in .text), or ('?', message)."""
+    for sub, reason in ZSC_MESSAGES:
+        if sub in msg:
+            r = zm.Refusal(zm.REASONS[reason], reason)
+            r.text = msg
+            return r
+    return ('?', 'zone set condition failed: ' + msg)
+
+
+def zsc_message_numbers(geo, aop, reason):
+    """The numbers a zsc refusal message must hold (interface note)."""
+    off = aop[1]
+    return {'cond-range': (off, geo.size),
+            'cond-align': (off, geo.zone_size),
+            'cond-conv': (geo.zone_of(off), off),
+            'cond-active-limit': (geo.zone_of(off), geo.max_active),
+            }.get(reason, ())
+
+
+def same_outcome(k, o, obs):
+    """Whether the model's outcome o is the observed one; zsc refusals by
+    their reason (several share an errno)."""
+    if k == 'zsc' and isinstance(o, zm.Refusal) and \
+            isinstance(obs, zm.Refusal):
+        return o.reason.split(' ')[0] == obs.reason
+    return o == obs
+
+
 ASAN_NOISE = re.compile(r'^==\d+==WARNING: ASan (doesn\'t fully support '
                         r'makecontext|is ignoring requested __asan_handle)|'
                         r'^False positive error reports may follow|'
@@ -448,7 +528,8 @@ def stray_lines(out):
         if not l.strip() or ASAN_NOISE.search(l):
             continue
         if l.startswith(('wrote ', 'read ', 'start: ', 'After zap done')) \
-                or FAILED_RE.search(l) or 'ops; ' in l \
+                or FAILED_RE.search(l) or ZSC_FAILED_RE.search(l) \
+                or 'ops; ' in l \
                 or l.startswith('Pattern verification failed'):
             continue
         bad.append(l)
@@ -630,12 +711,14 @@ class Runner:
                 res = zm.append(s, aop[1], aop[2])
             elif k == 'mgmt':
                 res = zm.mgmt(s, aop[1], aop[2], aop[3])
+            elif k == 'zsc':
+                res = zm.set_cond(s, aop[1], aop[2])
             else:
                 raise ValueError(aop)
             for o, s2 in res:
-                if o not in allowed:
+                if not any(same_outcome(k, o, a) for a in allowed):
                     allowed.append(o)
-                if o == obs:
+                if same_outcome(k, o, obs):
                     if not keep and isinstance(o, zm.Refusal):
                         self.stats['reason %s %s' % (
                             aop[1] if k == 'mgmt' else k, o.reason)] += 1
@@ -651,28 +734,55 @@ class Runner:
                           ' | '.join(fmt_outcome(o) for o in allowed),
                           fmt_outcome(obs),
                           'zones before: ' + cands[0].summary()[:800], sig)
+        if k == 'zsc' and isinstance(obs, zm.Refusal):
+            # the message names the offset, zone, size or limit
+            got = set()
+            for t in re.findall(r'0x[0-9a-fA-F]+|\d+', obs.text):
+                got.add(int(t, 16) if t.startswith('0x') else int(t))
+            want = zsc_message_numbers(geo, aop, obs.reason)
+            if not set(want) <= got:
+                raise Failure('diff', index, line, 'a message with %s'
+                              % ', '.join(str(n) for n in want),
+                              obs.text, '', ('diff', 'zsc', 'message'))
         return zm.dedup(keep)
 
     def check_read(self, cands, aop, index):
         off, ln = aop[1], aop[2]
-        exp = {}
+        exp = {}            # expected segments -> states
+        refused = {}        # errno -> states
         for s in cands:
             for o, _ in zm.read(s, off, ln):
-                exp.setdefault(o if isinstance(o, str) else o[1],
-                               []).append(s)
-        if any(isinstance(k, str) for k in exp):
-            # the read itself is refused by the model
+                if isinstance(o, str):
+                    refused.setdefault(o, []).append(s)
+                else:
+                    exp.setdefault(o[1], []).append(s)
+        if refused:
+            # the read itself is refused by the model (in some states)
             line = 'read -q %d %d' % (off, ln)
             out = self.run_cmd(line, index)
             obs = outcome_of(out, 'read')
-            keep = exp.get(obs, [])
-            if not keep:
-                raise Failure('diff', index, line,
-                              ' | '.join(fmt_outcome(o) if isinstance(o, str)
-                                         else 'data' for o in exp),
-                              fmt_outcome(obs))
-            return keep
-        # Pattern reads for every segment any candidate expects
+            self.stats['outcome read %s' % ('ok' if obs is None else
+                                            fmt_outcome(obs))] += 1
+            if obs is not None or not exp:
+                keep = refused.get(obs, [])
+                if not keep:
+                    raise Failure('diff', index, line,
+                                  ' | '.join([fmt_outcome(o) for o in refused]
+                                             + ['data'] * bool(exp)),
+                                  fmt_outcome(obs))
+                if obs != zm.ENXIO:
+                    return keep
+                # refused for an OFFLINE zone: what lies outside them must
+                # still read as modelled
+                exp = {}
+                for s in keep:
+                    exp.setdefault(tuple(zm.readable_segments(s, off, ln)),
+                                   []).append(s)
+        return self.check_patterns(exp, off, ln, index)
+
+    def check_patterns(self, exp, off, ln, index):
+        """Pattern reads for every segment any candidate expects; the
+        candidates (exp: segments -> states) whose data they match."""
         reads = []
         for segs in exp:
             for seg in segs:
@@ -950,8 +1060,59 @@ class Gen:
             return 'wp', rng.choice([1, 100, 511, 513])
         return rng.random(), 0
 
+    def zsc(self):
+        """A zone condition change: ('zsc', zone, cond, delta)."""
+        rng, geo = self.rng, self.geo
+        k = rng.randrange(16)
+        hot = tuple(self.hot)
+        cond = rng.choice(['read-only', 'read-only', 'offline', 'normal'])
+        delta = 0
+        r = rng.random()
+        if r < 0.25:
+            z = ('open', k, hot)
+        elif r < 0.4:
+            z = ('active', k, hot)
+        elif r < 0.6:
+            # a READ ONLY or OFFLINE zone, mostly back to normal
+            z = ('cond', k, hot)
+            if rng.random() < 0.6:
+                cond = 'normal'
+        elif r < 0.68:
+            z = geo.nzones - 1
+        elif r < 0.75 and geo.conventional:
+            z = rng.randrange(geo.conventional)
+        elif r < 0.82:
+            z = 'past'
+            delta = rng.choice([0, 512, 'aligned', geo.zone_size])
+        elif r < 0.9:
+            # not a zone start
+            z = rng.choice(self.hot)
+            delta = rng.choice([512, -512, geo.cluster_size,
+                                r512(geo.zone_size // 2), 100])
+        elif r < 0.95:
+            z = ('used', k, hot)
+        else:
+            z = rng.randrange(geo.nzones)
+        return ('zsc', z, cond, delta)
+
+    def zsc_limit(self):
+        """A zone written, made READ ONLY, other zones written, the zone
+        back to normal: CLOSED again, or refused at the active limit."""
+        rng = self.rng
+        z = rng.choice(self.hot)
+        out = [('write', z, 'wp', 0, ('abs', 512 * rng.randint(1, 8)),
+                self.next_pat()),
+               ('zsc', z, 'read-only', 0)]
+        for _ in range(rng.randint(1, 3)):
+            out.append(('write', self.zone('nonfull'), 'wp', 0,
+                        ('abs', 512 * rng.randint(1, 8)), self.next_pat()))
+        out.append(('zsc', z, 'normal', 0))
+        return out
+
     def op(self):
         rng, geo = self.rng, self.geo
+        if rng.random() < 0.03:
+            return self.zsc()
         r = rng.random()
         z = self.zone()
         if r < 0.53 or 0.72 <= r < 0.79:
@@ -1034,6 +1195,10 @@ class Gen:
             while op[0] in self.exclude or (op[0] == 'mgmt' and
                                             op[1] in self.exclude):
                 op = self.op()
+            if op[0] == 'zsc' and self.geo.max_active and \
+                    self.rng.random() < 0.3:
+                out += self.zsc_limit()
+                continue
             out.append(op)
             if op[0] == 'mgmt' and op[1] == 'zo' and op[3] != 'all' and \
                     self.rng.random() < 0.25:
@@ -1233,7 +1398,8 @@ def main():
                     'look past a defect with a partial last cluster)')
     ap.add_argument('--exclude', action='append', default=[],
                     metavar='KIND', help='generate no operation of this kind '
-                    '(write wzero zap aio read zrp flush reopen zo zc zf zrs)')
+                    '(write wzero zap aio read zrp flush reopen zo zc zf zrs '
+                    'zsc)')
     ap.add_argument('--skip', type=int, default=0, metavar='N',
                     help='start at sequence N of the seed')
     ap.add_argument('-v', '--verbose', action='store_true')

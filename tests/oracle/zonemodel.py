@@ -17,9 +17,22 @@ later zone report or read can tell the branches apart).
 Zone conditions (ZBC-2 4.4.3 / ZNS 2.1.1; numbers as QEMU's BlockZoneState,
 the values of the ZBC zone condition field):
   NOT_WP (0, conventional), EMPTY (1), IMPLICIT OPEN (2), EXPLICIT OPEN (3),
-  CLOSED (4), FULL (14).
+  CLOSED (4), READ ONLY (13), FULL (14), OFFLINE (15).
 Open zones = implicit + explicit open; active zones = open + closed
-(ZNS "active resources").
+(ZNS "active resources").  READ ONLY and OFFLINE are neither.
+
+READ ONLY and OFFLINE are set and cleared by the host (qemu-io zsc, QMP
+x-blockdev-set-zone-condition; notes/zone-conditions-interface.md fixes the
+rules, set_cond() below): a sequential zone becomes READ ONLY keeping its
+write pointer (data below it stays readable, zeroes above) or OFFLINE
+(write pointer 0, data gone); back to normal an OFFLINE zone is EMPTY, a
+READ ONLY one EMPTY / FULL / CLOSED by its write pointer (refused when
+CLOSED would exceed the active limit).  Write, write zeroes, zone append,
+open, close, finish and reset of such a zone are refused, reads of an
+OFFLINE zone too (the whole read when any byte is in one); a reset of all
+zones skips them (ZBC RESET ALL, null_blk), a reset of a range holding one
+changes nothing.  Their report write pointer is invalid (ZBC) and not
+checked.  They survive a restart.
 
 Refusals and their errno (qemu-io prints strerror()):
 
@@ -49,6 +62,20 @@ Refusals and their errno (qemu-io prints strerror()):
                                                           Linux bio_check_eod
   write/append of a length or offset that   EINVAL        Linux logical block size
     is not a multiple of 512                              checks (direct I/O: EINVAL)
+  write/append/open/close/finish/reset of   EROFS         README; Linux EIO: null_blk
+    a READ ONLY zone                                      null_zone_write/null_zone_mgmt
+  the same and reads of an OFFLINE zone     ENXIO         README; Linux EIO: null_blk
+                                                          null_zone_write/null_zone_mgmt,
+                                                          reads of OFFLINE zones
+  reset of a range holding a READ ONLY or   EROFS/ENXIO   README (the first such zone
+    OFFLINE zone: nothing changed                         decides)
+  condition change (zsc): beyond the disk   (message)     README; refusals compared by
+    end, not a zone start, conventional                   reason (cond-range, cond-align,
+    zone, READ ONLY -> normal as CLOSED at                cond-conv, cond-active-limit
+    the active limit                                      = EOVERFLOW)
+Malformed requests are refused first (EINVAL: unaligned, a write crossing
+the zone end, append not at a zone start or too long), then the condition,
+then the write pointer rules (README).
 
 Choices where the specifications allow several behaviours (all accepted):
   - explicit open at the open limit while an implicitly open zone exists:
@@ -80,6 +107,12 @@ Choices where the specifications allow several behaviours (all accepted):
     that of a conventional zone is not checked (ZBC: invalid);
   - a zone report starting at or beyond the disk end: no zones, EINVAL or
     EIO.
+  - zero-length write, append or read in a READ ONLY or OFFLINE zone:
+    as in any zone, or refused with the condition's errno;
+  - a zone condition change over a range both beyond the disk end and not
+    a zone start: either refusal; a reset of a range holding a
+    conventional zone and a READ ONLY/OFFLINE zone: either refusal,
+    nothing changed.
 Strict choices (the README fixes them): at the open limit a write to an
 EMPTY/CLOSED zone closes the *least recently written* implicitly open zone
 (ZBC lets the device pick any); reads above the write pointer return zeroes
@@ -93,12 +126,17 @@ import os
 SECTOR = 512
 
 NOT_WP, EMPTY, IOPEN, EOPEN, CLOSED, FULL = 0, 1, 2, 3, 4, 14
+RDONLY, OFFLINE = 13, 15
 COND_NAME = {NOT_WP: 'NOT_WP', EMPTY: 'EMPTY', IOPEN: 'IMP_OPEN',
-             EOPEN: 'EXP_OPEN', CLOSED: 'CLOSED', FULL: 'FULL'}
+             EOPEN: 'EXP_OPEN', CLOSED: 'CLOSED', FULL: 'FULL',
+             RDONLY: 'READ_ONLY', OFFLINE: 'OFFLINE'}
 TYPE_CONV, TYPE_SWR = 1, 2
+# Conditions the host sets (zsc): names as qemu-io and QMP take them
+SET_CONDS = ('normal', 'read-only', 'offline')
 
 EIO, EINVAL = 'EIO', 'EINVAL'
 ETOOMANYREFS, EOVERFLOW = 'ETOOMANYREFS', 'EOVERFLOW'
+EROFS, ENXIO = 'EROFS', 'ENXIO'
 
 # Refusal reasons (Refusal.reason) and the errno the model gives them:
 REASONS = {
@@ -119,6 +157,14 @@ REASONS = {
     'mgmt-range': EINVAL,     # bad zone management range
     'open-full': EIO,         # explicit open of a FULL zone (no-op too)
     'close-not-open': EIO,    # close of an EMPTY/FULL zone (no-op too)
+    'zone-rdonly': EROFS,     # write/append/mgmt of a READ ONLY zone (README)
+    'zone-offline': ENXIO,    # that and reads of an OFFLINE zone (README)
+    # zone condition changes (zsc); qemu-io prints a message, the fuzzer
+    # maps it to the reason
+    'cond-range': EINVAL,     # offset at or beyond the disk end
+    'cond-align': EINVAL,     # offset not a zone start
+    'cond-conv': EINVAL,      # conventional zone
+    'cond-active-limit': EOVERFLOW,   # READ ONLY -> CLOSED at the limit
 }
 
 # Errno alternatives accepted besides the one the model names, for device
@@ -147,7 +193,9 @@ ACCEPTED_ALTERNATIVES = {
     'range': {EINVAL},
 }
 LENIENT = False
-STRICT_REASONS = ('not-wp', 'open-limit', 'active-limit')
+STRICT_REASONS = ('not-wp', 'open-limit', 'active-limit', 'zone-rdonly',
+                  'zone-offline', 'cond-range', 'cond-align', 'cond-conv',
+                  'cond-active-limit')
 
 
 class Refusal(str):
@@ -402,6 +450,19 @@ class State:
         self.conv = tuple(ext)
 
 
+def _cond_refusal(st, i):
+    """The refusal of any write or zone operation on zone i because of its
+    condition (READ ONLY, OFFLINE), or None."""
+    z = st.zones[i]
+    if z is None:
+        return None
+    if z.cond == RDONLY:
+        return refuse(EROFS, 'zone-rdonly', st)
+    if z.cond == OFFLINE:
+        return refuse(ENXIO, 'zone-offline', st)
+    return None
+
+
 def _close_zone(st, i):
     """Close zone i (open): CLOSED, or EMPTY when nothing was written."""
     z = st.mz(i)
@@ -462,6 +523,12 @@ def _seq_write(st, i, rel, length, pat, append=False):
     Returns [(outcome, state)], outcome None for success."""
     geo = st.geo
     z = st.zones[i]
+    cr = _cond_refusal(st, i)
+    if cr:
+        if not append and rel + length > geo.zlen[i]:
+            # crossing the zone end: malformed, refused before the condition
+            return refuse(EIO, 'capacity', st)
+        return cr
     if z.cond == FULL:
         return refuse(EIO, 'full', st)
     if not append and rel != z.wp:
@@ -489,8 +556,11 @@ def write(st, off, length, pat):
     if off < 0 or off > geo.size or geo.size - off < length:
         return refuse(EIO, 'range', st)
     if length == 0:
-        return [(None, st), (Refusal(EINVAL, 'zero-length'), st),
-                (Refusal(EIO, 'zero-length'), st)]
+        out = [(None, st), (Refusal(EINVAL, 'zero-length'), st),
+               (Refusal(EIO, 'zero-length'), st)]
+        if off < geo.size:
+            out += _cond_refusal(st, geo.zone_of(off)) or []
+        return out
     z0 = geo.zone_of(off)
     zl = geo.zone_of(off + length - 1)
     all_conv = all(geo.is_conv(z) for z in range(z0, zl + 1))
@@ -523,7 +593,10 @@ def append(st, off, length):
     if length == 0:
         out = [(Refusal(EINVAL, 'zero-length'), st),
                (Refusal(EIO, 'zero-length'), st)]
-        if not geo.is_conv(i) and st.zones[i].cond != FULL:
+        cr = _cond_refusal(st, i)
+        if cr:
+            out += cr
+        elif not geo.is_conv(i) and st.zones[i].cond != FULL:
             out.append((('ok', geo.zstart[i] + st.zones[i].wp), st))
         return out
     if length % SECTOR:
@@ -547,6 +620,9 @@ def append(st, off, length):
 def _zone_open(st, i):
     if st.geo.is_conv(i):
         return refuse(EIO, 'mgmt-conv', st)
+    cr = _cond_refusal(st, i)
+    if cr:
+        return cr
     z = st.zones[i]
     if z.cond == EOPEN:
         return [(None, st)]
@@ -570,6 +646,9 @@ def _zone_open(st, i):
 def _zone_close(st, i):
     if st.geo.is_conv(i):
         return refuse(EIO, 'mgmt-conv', st)
+    cr = _cond_refusal(st, i)
+    if cr:
+        return cr
     z = st.zones[i]
     if z.cond in (IOPEN, EOPEN):
         s = st.clone()
@@ -584,6 +663,9 @@ def _zone_finish(st, i):
     geo = st.geo
     if geo.is_conv(i):
         return refuse(EIO, 'mgmt-conv', st)
+    cr = _cond_refusal(st, i)
+    if cr:
+        return cr
     z = st.zones[i]
     if z.cond == FULL:
         return [(None, st)]
@@ -610,6 +692,9 @@ def _zone_finish(st, i):
 def _zone_reset(st, i):
     if st.geo.is_conv(i):
         return refuse(EIO, 'mgmt-conv', st)
+    cr = _cond_refusal(st, i)
+    if cr:
+        return cr
     z = st.zones[i]
     if z.cond == EMPTY:
         return [(None, st)]
@@ -635,14 +720,26 @@ def mgmt(st, op, off, length):
     if length % geo.zone_size and end != geo.size:
         return refuse(EINVAL, 'mgmt-range', st)
     if op == 'zrs' and off == 0 and length == geo.size:
-        # Reset all (REQ_OP_ZONE_RESET_ALL): sequential zones only
+        # Reset all (REQ_OP_ZONE_RESET_ALL): sequential zones only, not
+        # READ ONLY or OFFLINE ones (ZBC RESET ALL, null_blk, README)
         s = st.clone()
         for i in range(geo.nzones):
-            if s.zones[i] is not None and s.zones[i].cond != EMPTY:
+            if s.zones[i] is not None and \
+                    s.zones[i].cond not in (EMPTY, RDONLY, OFFLINE):
                 s.zones[i] = Zone()
         return [(None, s)]
     fn = ZONE_OPS[op]
     first, last = geo.zone_of(off), geo.zone_of(end - 1)
+    if op == 'zrs':
+        # A range holding a READ ONLY or OFFLINE zone: the first one's
+        # refusal, nothing changed (README); with a conventional zone in
+        # the range too, its refusal may come first (nothing changed)
+        for i in range(first, last + 1):
+            cr = _cond_refusal(st, i)
+            if cr:
+                if any(geo.is_conv(j) for j in range(first, last + 1)):
+                    cr += refuse(EIO, 'mgmt-conv', st)
+                return cr
     # paths: (state, errors so far); a path stops at its first error, or
     # goes on with the next zones (both are allowed)
     paths = [(st, ())]
@@ -683,6 +780,60 @@ def _dedup_paths(paths, limit=MAX_BRANCHES):
     return out[:limit]
 
 
+def set_cond(st, off, cond):
+    """Change the condition of the zone starting at off (qemu-io zsc, QMP
+    x-blockdev-set-zone-condition) to 'normal', 'read-only' or 'offline'.
+    [(outcome, state)], refusals with the cond-* reasons."""
+    geo = st.geo
+    out = []
+    if off < 0 or off >= geo.size:
+        out += refuse(EINVAL, 'cond-range', st)
+    if off % geo.zone_size:
+        out += refuse(EINVAL, 'cond-align', st)
+    if out:
+        # beyond the end and not a zone start: either message
+        return out
+    i = geo.zone_of(off)
+    if geo.is_conv(i):
+        return refuse(EINVAL, 'cond-conv', st)
+    z = st.zones[i]
+    if cond == 'read-only':
+        if z.cond == RDONLY:
+            return [(None, st)]
+        s = st.clone()
+        zz = s.mz(i)
+        if z.cond == OFFLINE:
+            zz.wp, zz.runs = 0, ()
+        zz.cond = RDONLY            # keeps the write pointer and the data
+        zz.touch = 0
+        return [(None, s)]
+    if cond == 'offline':
+        if z.cond == OFFLINE:
+            return [(None, st)]
+        s = st.clone()
+        s.zones[i] = Zone(OFFLINE)  # write pointer 0, data gone
+        return [(None, s)]
+    if cond != 'normal':
+        raise ValueError(cond)
+    if z.cond == OFFLINE:
+        s = st.clone()
+        s.zones[i] = Zone()
+        return [(None, s)]
+    if z.cond != RDONLY:
+        return [(None, st)]
+    if z.wp == 0:
+        new = EMPTY
+    elif z.wp >= geo.zcap[i]:
+        new = FULL
+    else:
+        new = CLOSED
+        if geo.max_active and st.n_active() >= geo.max_active:
+            return refuse(EOVERFLOW, 'cond-active-limit', st)
+    s = st.clone()
+    s.mz(i).cond = new
+    return [(None, s)]
+
+
 def reopen(st):
     """A restart: open zones come back CLOSED; those opened with nothing
     written come back EMPTY or CLOSED (the same for all of them); everything
@@ -705,7 +856,41 @@ def read(st, off, length):
     geo = st.geo
     if off < 0 or off > geo.size or geo.size - off < length:
         return refuse(EIO, 'range', st)
-    return [(('data', tuple(st.segments(off, length))), st)]
+    data = [(('data', tuple(st.segments(off, length))), st)]
+    if length == 0:
+        if off < geo.size:
+            # no byte is read: success, or the zone's refusal
+            cr = _cond_refusal(st, geo.zone_of(off))
+            if cr and cr[0][0].reason == 'zone-offline':
+                return data + cr
+        return data
+    for i in range(geo.zone_of(off), geo.zone_of(off + length - 1) + 1):
+        z = st.zones[i]
+        if z is not None and z.cond == OFFLINE:
+            # a read touching an OFFLINE zone fails as a whole (README)
+            return refuse(ENXIO, 'zone-offline', st)
+    return data
+
+
+def readable_segments(st, off, length):
+    """The segments of [off, off+length) outside OFFLINE zones: what can
+    still be checked when a read is refused for one."""
+    geo = st.geo
+    out = []
+    for s, ln, pat in st.segments(off, length):
+        pos, end = s, s + ln
+        while pos < end:
+            i = geo.zone_of(pos)
+            stop = min(end, geo.zstart[i] + geo.zlen[i])
+            z = st.zones[i]
+            if z is None or z.cond != OFFLINE:
+                if out and out[-1][2] == pat and \
+                        out[-1][0] + out[-1][1] == pos:
+                    out[-1] = (out[-1][0], out[-1][1] + stop - pos, pat)
+                else:
+                    out.append((pos, stop - pos, pat))
+            pos = stop
+    return out
 
 
 def report_expect(st, off, n):
@@ -721,6 +906,9 @@ def report_expect(st, off, n):
         z = st.zones[i]
         if z is None:
             out.append((s, ln, cap, None, NOT_WP, TYPE_CONV))
+        elif z.cond in (RDONLY, OFFLINE):
+            # write pointer invalid (ZBC); QEMU reports all ones
+            out.append((s, ln, cap, None, z.cond, TYPE_SWR))
         elif z.cond == FULL:
             out.append((s, ln, cap, (s + cap, s + ln), FULL, TYPE_SWR))
         else:
@@ -841,7 +1029,99 @@ def _selftest():
     assert o is None and s.zones[3].cond == FULL
     assert s.segments(3 * M - 512, 1024) == [(3 * M - 512, 512, 0),
                                              (3 * M, 512, 7)]
+    _selftest_conditions()
     print('zonemodel self test passed')
+
+
+def _selftest_conditions():
+    M = 1 << 20
+    g = Geometry(6 * M, M, 768 * 1024, conventional=1, max_open=1,
+                 max_active=2)
+    s = State(g)
+
+    def one(res):
+        assert len(res) == 1, res
+        return res[0]
+
+    def reasons(res):
+        return sorted(o.reason for o, _ in res)
+
+    # refusals
+    assert reasons(set_cond(s, 0, 'offline')) == ['cond-conv']
+    assert reasons(set_cond(s, M + 512, 'read-only')) == ['cond-align']
+    assert reasons(set_cond(s, 6 * M, 'normal')) == ['cond-range']
+    assert reasons(set_cond(s, 6 * M + 512, 'offline')) == \
+        ['cond-align', 'cond-range']
+    # an open zone goes READ ONLY: data kept, open resource freed
+    o, s = one(write(s, M, 4096, 3))
+    assert o is None and s.zones[1].cond == IOPEN and s.n_open() == 1
+    o, s = one(set_cond(s, M, 'read-only'))
+    assert o is None and s.zones[1].cond == RDONLY and s.zones[1].wp == 4096
+    assert s.n_open() == 0 and s.n_active() == 0
+    assert s.segments(M, 8192) == [(M, 4096, 3), (M + 4096, 4096, 0)]
+    o, _ = one(set_cond(s, M, 'read-only'))
+    assert o is None
+    assert [o for o, _ in write(s, M + 4096, 512, 1)] == [EROFS]
+    assert write(s, M + 4096, 512, 1)[0][0].reason == 'zone-rdonly'
+    assert write(s, M + 4096, 1000, 1)[0][0] == EINVAL     # unaligned first
+    assert write(s, 2 * M - 512, 1024, 1)[0][0].reason == 'capacity'
+    assert [o for o, _ in append(s, M, 512)] == [EROFS]
+    assert [o for o, _ in append(s, M + 512, 512)] == [EIO, EINVAL]
+    for op in ('zo', 'zc', 'zf', 'zrs'):
+        assert {o for o, _ in mgmt(s, op, M, M)} == {EROFS}, op
+    assert read(s, M, 8192)[0][0][0] == 'data'
+    # other zones open freely now (max_open 1)
+    o, s = one(write(s, 2 * M, 512, 4))
+    o, s = one(write(s, 3 * M, 512, 5))
+    assert s.zones[2].cond == CLOSED and s.zones[3].cond == IOPEN
+    assert s.n_active() == 2
+    # back to normal as CLOSED at the active limit: refused, nothing changed
+    o, s2 = one(set_cond(s, M, 'normal'))
+    assert o == EOVERFLOW and o.reason == 'cond-active-limit' and s2 is s
+    o, s = one(mgmt(s, 'zf', 3 * M, M))
+    o, s = one(set_cond(s, M, 'normal'))
+    assert o is None and s.zones[1].cond == CLOSED and s.zones[1].wp == 4096
+    # offline: data gone, reads refused as a whole, report wp not checked
+    o, s = one(set_cond(s, 2 * M, 'offline'))
+    assert s.zones[2].cond == OFFLINE and s.zones[2].wp == 0
+    assert s.n_active() == 1
+    assert [o for o, _ in read(s, 2 * M - 512, 1024)] == [ENXIO]
+    assert [o for o, _ in write(s, 2 * M, 512, 1)] == [ENXIO]
+    assert {o for o, _ in mgmt(s, 'zo', 2 * M, M)} == {ENXIO}
+    assert readable_segments(s, M, 2 * M + 512) == \
+        [(M, 4096, 3), (M + 4096, M - 4096, 0), (3 * M, 512, 5)]
+    rep = report_expect(s, 2 * M, 1)
+    assert rep[0][4] == OFFLINE and rep[0][3] is None
+    assert report_matches(s, 2 * M, 1, ('zones', [(2 * M, M, 768 * 1024,
+                                                   (1 << 63) - 512,
+                                                   OFFLINE, TYPE_SWR)]))
+    # offline -> read-only: wp 0; -> normal: EMPTY
+    o, s = one(set_cond(s, 2 * M, 'read-only'))
+    assert s.zones[2].cond == RDONLY and s.zones[2].wp == 0
+    o, s = one(set_cond(s, 4 * M, 'read-only'))
+    # reset all skips READ ONLY and OFFLINE zones
+    o, s = one(set_cond(s, 5 * M, 'offline'))
+    o, s3 = one(mgmt(s, 'zrs', 0, 6 * M))
+    assert s3.zones[2].cond == RDONLY and s3.zones[5].cond == OFFLINE
+    assert s3.zones[1].cond == EMPTY and s3.zones[3].cond == EMPTY
+    # a range reset holding one changes nothing, the first one decides
+    res = mgmt(s, 'zrs', M, 5 * M)
+    assert [(o, o.reason) for o, _ in res] == [(EROFS, 'zone-rdonly')]
+    assert res[0][1] is s
+    # a range reset with a conventional zone too: either refusal
+    assert sorted(mgmt(s, 'zrs', 0, 3 * M)[i][0] for i in range(3)) == \
+        [EINVAL, EIO, EROFS]
+    o, s = one(set_cond(s, 2 * M, 'normal'))
+    assert s.zones[2].cond == EMPTY and s.segments(2 * M, 512) == \
+        [(2 * M, 512, 0)]
+    # read-only with wp at the capacity -> FULL
+    o, s = one(mgmt(s, 'zf', 3 * M, M))
+    o, s = one(set_cond(s, 3 * M, 'read-only'))
+    o, s = one(set_cond(s, 3 * M, 'normal'))
+    assert s.zones[3].cond == FULL
+    # conditions survive a restart
+    for s4 in reopen(s):
+        assert s4.zones[4].cond == RDONLY and s4.zones[5].cond == OFFLINE
 
 
 if __name__ == '__main__':

@@ -15,8 +15,11 @@ and metadata writes.  This test replays what a power loss can leave:
     batches of writes in flight together (aio_write) with a guest flush
     issued while some are in flight, then a drain; after
     each command a zone report checks the model, and the number of log
-    entries says which entries each command produced.  Cache mode writeback:
-    flushes happen only when qcow2 asks for them.
+    entries says which entries each command produced.  Zone conditions:
+    zsc makes zones read-only or offline and normal again (a read-only or
+    offline zone refuses writes, appends, resets, finishes and closes; a
+    refused read-only -> normal at max_active_zones is expected).  Cache
+    mode writeback: flushes happen only when qcow2 asks for them.
  2. Replay.  A power loss keeps every entry before the last FLUSH entry
     that completed, and any subset of the writes after it (the disk may
     reorder or drop them until the next flush), FUA writes included.  For a
@@ -39,13 +42,23 @@ and metadata writes.  This test replays what a power loss can leave:
       the write pointer is at least the one at that flush unless the zone
       was reset since, and an acknowledged reset is not undone;
     - every sector of a conventional zone holds what the last write before
-      that flush or a later write put there.
+      that flush or a later write put there;
+    - zone conditions: an acknowledged zsc is in the image (zsc stores and
+      flushes the entry before it returns): the zone report and bits 58-59
+      of the entry give its condition; a read-only zone holds exactly the
+      data it had (durable before the entry was stored), its write pointer
+      read from bits 0-55; an offline zone has bits 0-55 zero and reads as
+      zeroes through qemu-img convert; after normal, an offline zone is
+      EMPTY and a read-only one has its write pointer again.  A zsc in
+      flight at the crash allows the old or the new condition.
 
 --self-test replays deliberately wrong states instead and succeeds only if
 the checks catch them: the write pointer table written by a guest flush
 applied with the data and metadata writes since the previous guest flush
-dropped (reordering across a flush), and the state before a guest flush
-checked as if the flush had completed (a flush that persisted nothing).
+dropped (reordering across a flush), the state before a guest flush
+checked as if the flush had completed (a flush that persisted nothing), and
+the state before each zsc that changed a condition checked as if it had
+completed (every one must be caught).
 
 Limits: the log is in completion order, so a write that completes while a
 FLUSH is in progress (only in the batches) counts as covered by that FLUSH;
@@ -85,6 +98,12 @@ SECTOR = 512
 SLOT = 32 << 10                 # conventional zones: writes of one slot
 APPEND_PAT = 0xcd               # qemu-io's zone append always writes 0xcd
 EMPTY, CLOSED, FULL = 1, 4, 14
+READ_ONLY, OFFLINE = 13, 15
+# Zone conditions set by zsc: the report's zcond, and bits 58-59 of the
+# write pointer table entry
+ZCOND = {'read-only': READ_ONLY, 'offline': OFFLINE}
+ENTRY_COND = {'normal': 0, 'read-only': 1, 'offline': 2}
+WP_MASK = (1 << 56) - 1
 UNIFORM = [bytes([b]) * SECTOR for b in range(256)]
 
 
@@ -114,7 +133,9 @@ class Op:
     def __init__(self, idx, kind, zone, length=0, pat=0, cmd=''):
         self.idx = idx
         self.kind = kind        # write, badwrite, append, flush, reset,
-        self.zone = zone        # finish, close, cwrite
+        self.zone = zone        # finish, close, cwrite, zsc
+        self.cond = None        # zsc: the condition set
+        self.prev_cond = None   # zsc: the condition before
         self.length = length
         self.pat = pat
         self.cmd = cmd
@@ -122,7 +143,8 @@ class Op:
         self.log_start = self.log_end = 0
         self.runs = None        # zone content after the op (sequential zones)
         self.slot = None        # conventional writes
-        self.snap = None        # guest flushes: every zone's content
+        self.snap = None        # guest flushes: every zone's content,
+                                # the conventional slots, the conditions
 
 
 class QemuIO:
@@ -248,6 +270,8 @@ class Geometry:
 
         runs = {z.idx: () for z in self.seq}
         slots = self.slots = {}         # conventional slot -> pattern
+        # zsc: 'normal', 'read-only' or 'offline' per sequential zone
+        conds = self.conds = {z.idx: 'normal' for z in self.seq}
         hot = rng.sample(self.seq, min(len(self.seq),
                                        max(2, self.geo['mo'] or 4)))
         self.model_errors = []
@@ -274,8 +298,15 @@ class Geometry:
                 kind = 'reset'
             elif r < 0.93:
                 kind = 'finish'
-            else:
+            elif r < 0.96:
                 kind = 'close'
+            else:
+                kind = 'zsc'
+            # A zone that is read-only or offline gets its condition back
+            # now and then (else writes to it keep failing)
+            if conds[z.idx] != 'normal' and kind in ('write', 'append') and \
+                    rng.random() < 0.3:
+                kind = 'zsc'
             if kind in ('write', 'append', 'badwrite') and wp >= z.cap:
                 kind = 'reset'
             start = self.img.start(z)
@@ -306,6 +337,13 @@ class Geometry:
                 op.cmd = 'zf %d %d' % (start, z.length)
             elif kind == 'close':
                 op.cmd = 'zc %d %d' % (start, z.length)
+            elif kind == 'zsc':
+                op.prev_cond = conds[z.idx]
+                w = {'normal': [0, 6, 4], 'read-only': [6, 1.5, 2.5],
+                     'offline': [7, 2, 1]}[op.prev_cond]
+                op.cond = rng.choices(['normal', 'read-only', 'offline'],
+                                      w)[0]
+                op.cmd = 'zsc %d %s' % (start, op.cond)
             else:
                 cz = rng.choice(self.conv)
                 op.zone = cz
@@ -321,7 +359,7 @@ class Geometry:
             if kind == 'flush':
                 op.ok = 'failed' not in out
                 op.snap = ({k: (v, runs_len(v)) for k, v in runs.items()},
-                           dict(slots))
+                           dict(slots), dict(conds))
             elif kind == 'cwrite':
                 op.ok = 'wrote ' in out
                 if op.ok:
@@ -343,7 +381,42 @@ class Geometry:
                     if op.ok:
                         runs[z.idx] = runs_append(runs[z.idx], APPEND_PAT,
                                                   op.length)
+                elif kind == 'zsc':
+                    # Silent on success; the only refusal expected here:
+                    # read-only -> normal would exceed max_active_zones
+                    op.ok = not out.strip()
+                    if op.ok:
+                        if op.cond == 'offline' or \
+                                op.prev_cond == 'offline':
+                            runs[z.idx] = ()    # the data is gone
+                        conds[z.idx] = op.cond
+                    elif not (op.prev_cond == 'read-only' and
+                              op.cond == 'normal' and self.geo['ma'] and
+                              'max_active_zones (%d) zones are active'
+                              % self.geo['ma'] in out):
+                        self.model_errors.append(
+                            'op %d %r: refused: %r' % (i, op.cmd, out))
+                if conds[z.idx] != 'normal' and kind != 'zsc' and \
+                        op.ok and kind != 'close':
+                    self.model_errors.append(
+                        'op %d %r: succeeded on a %s zone (output %r)'
+                        % (i, op.cmd, conds[z.idx], out))
                 rwp, cond = self.report(q, z)
+                if cond in (READ_ONLY, OFFLINE) or \
+                        conds[z.idx] != 'normal':
+                    # No write pointer in the report: the condition must
+                    # be the model's
+                    if cond != ZCOND.get(conds[z.idx]):
+                        self.model_errors.append(
+                            'op %d %r: the model says %s, the zone report '
+                            'condition %d (output %r)'
+                            % (i, op.cmd, conds[z.idx], cond, out))
+                    op.runs = runs[z.idx]
+                    stats['ops'] += 1
+                    stats['failed_ops'] += 0 if op.ok else 1
+                    stats['zsc'] += kind == 'zsc' and op.ok
+                    self.ops.append(op)
+                    continue
                 if kind == 'finish' and rwp == z.cap:
                     op.ok = True
                     runs[z.idx] = runs_append(runs[z.idx], 0, z.cap - wp)
@@ -364,6 +437,7 @@ class Geometry:
                 op.runs = runs[z.idx]
             stats['ops'] += 1
             stats['failed_ops'] += 0 if op.ok else 1
+            stats['zsc'] += kind == 'zsc' and op.ok
             self.ops.append(op)
         rc, rest = q.quit()
         # 1: some command failed (the refused ones)
@@ -383,6 +457,10 @@ class Geometry:
         whole batch, so that the flush gives its guarantee only once the
         batch is over, and then only for what was written before the batch;
         what it persisted beyond that must be data of the batch."""
+        # Zones that accept writes
+        hot = [z for z in hot if self.conds[z.idx] == 'normal']
+        if not hot:
+            return
         zones = rng.sample(hot, min(len(hot), rng.choice([1, 2])))
         log_start = dmlog.count_entries(self.logp)[1]
         pre = {z.idx: runs[z.idx] for z in zones}
@@ -438,7 +516,8 @@ class Geometry:
             if op.kind == 'flush':
                 op.ok = True
                 op.snap = ({k: (v, runs_len(pre.get(k, v)))
-                            for k, v in runs.items()}, dict(self.slots))
+                            for k, v in runs.items()}, dict(self.slots),
+                           dict(self.conds))
         self.ops += ops
         for z in zones:
             rwp, cond = self.report(q, z)
@@ -495,10 +574,13 @@ class Geometry:
             if op.kind == 'flush' and op.ok and op.log_end <= p:
                 gflush = op
         if gflush:
-            runs, slots = gflush.snap
+            runs, slots, conds = gflush.snap
         else:
             runs, slots = {z.idx: ((), 0) for z in self.seq}, {}
-        cands = {z.idx: [runs[z.idx] + ('at flush',)] for z in self.seq}
+            conds = {z.idx: 'normal' for z in self.seq}
+        # Candidates: (content, minimum write pointer, what, condition)
+        cands = {z.idx: [runs[z.idx] + ('at flush', conds[z.idx])]
+                 for z in self.seq}
         allowed = {}
         for op in self.ops[gflush.idx + 1 if gflush else 0:]:
             if op.log_start > p:
@@ -512,11 +594,23 @@ class Geometry:
                 tag = 'after op %d (%s)' % (op.idx, op.cmd)
                 if op.kind == 'reset' and op.log_end <= p:
                     # An acknowledged reset has been flushed
-                    c[:] = [((), 0, tag)]
+                    c[:] = [((), 0, tag, 'normal')]
                 elif op.kind == 'reset':
-                    c.append(((), 0, tag))
+                    c.append(((), 0, tag, 'normal'))
+                elif op.kind == 'zsc':
+                    # The condition is stored and flushed before zsc
+                    # returns; a zone turning read-only first makes the
+                    # data below its write pointer durable, so does one
+                    # leaving read-only (it had been made durable)
+                    keep = 0 if op.cond == 'offline' or \
+                        op.prev_cond == 'offline' else runs_len(op.runs)
+                    if op.log_end <= p:
+                        c[:] = [(op.runs, keep, tag, op.cond)]
+                    else:
+                        c.append((op.runs, keep if op.cond == 'read-only'
+                                  else c[-1][1], tag, op.cond))
                 else:
-                    c.append((op.runs, c[-1][1], tag))
+                    c.append((op.runs, c[-1][1], tag, 'normal'))
         for cz in self.conv:
             for s in range(cz.length // SLOT):
                 allowed.setdefault((cz.idx, s), set()).add(
@@ -574,12 +668,20 @@ class Checker:
                         secs.append(sec[0] if sec == UNIFORM[sec[0]] else -1)
                     zones[z.idx] = ('conv', cond, tuple(secs))
                     continue
-                wp = crash.rel_wp(g.img, z, wp_abs, cond)
+                # bits 58-59 of the entry; the report has no write pointer
+                # for a read-only or offline zone: bits 0-55 give it
+                tbl = g.table[0] + 8 * z.idx
+                entry = int.from_bytes(img[tbl:tbl + 8], 'big')
+                if cond in (READ_ONLY, OFFLINE):
+                    wp = entry & WP_MASK
+                else:
+                    wp = crash.rel_wp(g.img, z, wp_abs, cond)
                 below = disk[s:s + max(0, min(wp, z.cap))]
                 beyond = disk[s + max(0, wp):s + z.length]
                 zones[z.idx] = ('seq', cond, wp,
                                 hashlib.sha1(below).digest(),
-                                beyond.count(0) == len(beyond))
+                                beyond.count(0) == len(beyond),
+                                entry >> 58 & 3)
         res['zones'] = zones
         self.cache[key] = res
         return res
@@ -615,34 +717,44 @@ class Checker:
                             % (z.idx, s, g.img.start(z) + s * SLOT,
                                sorted(set(bad)), sorted(ok)))
                 continue
-            _, cond, wp, digest, beyond_zero = info
-            if wp < 0 or wp > z.cap:
+            _, cond, wp, digest, beyond_zero, ecnd = info
+            zc = {READ_ONLY: 'read-only', OFFLINE: 'offline'}.get(cond,
+                                                                 'normal')
+            if ecnd != ENTRY_COND[zc]:
+                probs.append('zone %d: zone report condition %d, entry '
+                             'condition bits %d' % (z.idx, cond, ecnd))
+            if wp < 0 or wp > z.cap or (zc == 'offline' and wp):
                 probs.append('zone %d: write pointer %d outside the zone '
                              '(capacity %d)' % (z.idx, wp, z.cap))
                 continue
             want = EMPTY if wp == 0 else FULL if wp == z.cap else CLOSED
-            if cond != want:
+            if zc == 'normal' and cond != want:
                 probs.append('zone %d: condition %d with write pointer %d '
                              '(expected %d)' % (z.idx, cond, wp, want))
             if not beyond_zero:
                 probs.append('zone %d: reads beyond the write pointer %d '
                              'are not zeroes' % (z.idx, wp))
             ok = False
-            for runs, min_wp, _ in cands[z.idx]:
-                if min_wp <= wp <= runs_len(runs) and \
-                        hashlib.sha1(runs_bytes(runs, wp)).digest() == digest:
+            for runs, min_wp, _, ccond in cands[z.idx]:
+                if ccond != zc:
+                    continue
+                if zc == 'offline' or (
+                        min_wp <= wp <= runs_len(runs) and
+                        hashlib.sha1(runs_bytes(runs, wp)).digest() ==
+                        digest):
                     ok = True
                     break
             if not ok:
                 flushed = cands[z.idx][0]
                 probs.append(
-                    'zone %d: write pointer %d and the data below it match '
-                    'no state the zone had since %s (candidates: %s)%s'
-                    % (z.idx, wp,
+                    'zone %d: %s, write pointer %d and the data below it '
+                    'match no state the zone had since %s (candidates: %s)%s'
+                    % (z.idx, zc, wp,
                        'guest flush op %d' % gflush.idx if gflush
                        else 'the start',
-                       ', '.join('%d bytes %s, wp >= %d' % (runs_len(r), t, m)
-                                 for r, m, t in cands[z.idx]),
+                       ', '.join('%s %d bytes %s, wp >= %d'
+                                 % (c, runs_len(r), t, m)
+                                 for r, m, t, c in cands[z.idx]),
                        '; flushed write pointer %d lost' % flushed[1]
                        if wp < flushed[1] and len(cands[z.idx]) == 1
                        else ''))
@@ -662,7 +774,8 @@ class Checker:
             if z.idx < g.nconv or not any('zone %d:' % z.idx in p
                                           for p in probs):
                 continue
-            wp = crash.rel_wp(g.img, z, wp_abs, cond)
+            wp = res['zones'][z.idx][2] if z.idx in res['zones'] else \
+                crash.rel_wp(g.img, z, wp_abs, cond)
             below = disk[g.img.start(z):g.img.start(z) + wp]
             # Runs of the data read back, to compare with the workload
             runs = ()
@@ -736,15 +849,29 @@ def self_test_states(g):
         table write: the data and metadata written in between are dropped,
         the table write is moved before them and before the flushes;
       'lost': the state before the flush, checked as if it had completed
-        (a FLUSH that did not make anything durable).
+        (a FLUSH that did not make anything durable);
+    and for each zsc that changed a zone's condition:
+      'zsc': everything written before it, checked as if it had completed
+        (an acknowledged condition that did not reach the image).
     Yields (kind, b, p, applied, op, prev_idx)."""
     tbl_off, tbl_len = g.table
     prev = 0
     prev_idx = -1
     reset_since = False
     for op in g.ops:
-        if op.kind == 'reset':
+        # zsc, like a reset, stores and flushes the table itself
+        if op.kind == 'reset' or (op.kind == 'zsc' and op.ok):
             reset_since = True
+        # (unless a later command on the zone starts at the same log entry:
+        # a crash there may have seen it issued, and it may undo the change)
+        if op.kind == 'zsc' and op.ok and op.cond != op.prev_cond and \
+                not any(o.zone is op.zone and o.ok
+                        for o in g.ops[op.idx + 1:]
+                        if o.log_start <= op.log_end):
+            b = max(x for x in g.bounds if x <= op.log_start)
+            yield 'zsc', b, op.log_end, [
+                e.idx for e in g.entries[b:op.log_start]
+                if e.is_write or e.is_discard], op, prev_idx
         if op.kind != 'flush':
             continue
         tw = [e.idx for e in g.entries[op.log_start:op.log_end]
@@ -790,7 +917,8 @@ def main():
     os.makedirs(args.dir, exist_ok=True)
     t0 = time.time()
     stats = dict(ops=0, failed_ops=0, log_entries=0, flush_entries=0,
-                 guest_flushes=0, states=0, images=0, cached=0, batches=0)
+                 guest_flushes=0, states=0, images=0, cached=0, batches=0,
+                 zsc=0)
     checker = Checker(args, stats)
     violations = 0
 
@@ -838,7 +966,7 @@ def main():
                       % (seed, rnd, g.gi, m))
         if args.self_test:
             for g in geos:
-                cn = {'reorder': [0, 0], 'lost': [0, 0]}
+                cn = {'reorder': [0, 0], 'lost': [0, 0], 'zsc': [0, 0]}
                 for kind, b, p, applied, op, prev_idx in self_test_states(g):
                     img = build(g, b, applied, {})
                     probs = checker.check(g, img, p)
@@ -847,15 +975,23 @@ def main():
                     if probs:
                         cn[kind][0] += 1
                         if cn[kind][0] == 1:
-                            print('self-test %s: round %d, geometry %d, guest '
-                                  'flush op %d: %s, then %s, checked as '
+                            print('self-test %s: round %d, geometry %d, %s '
+                                  'op %d: %s, then %s, checked as '
                                   'at entry %d -> caught: %s' % (
-                                      kind, rnd, g.gi, op.idx,
+                                      kind, rnd, g.gi,
+                                      'zsc' if kind == 'zsc' else
+                                      'guest flush', op.idx,
                                       'entries 0-%d' % (b - 1) if b
                                       else 'the base image',
                                       'only the table write %s' % applied
-                                      if applied else 'nothing', p,
+                                      if applied and kind == 'reorder' else
+                                      'the entries before %r' % op.cmd
+                                      if kind == 'zsc' else 'nothing', p,
                                       probs[0]))
+                    elif kind == 'zsc':
+                        print('self-test zsc: round %d, geometry %d, op %d '
+                              '(%s): its condition lost, not caught'
+                              % (rnd, g.gi, op.idx, op.cmd))
                     else:
                         # Flushes that only persist finishes (zeroes) or
                         # nothing new escape it
@@ -894,13 +1030,19 @@ def main():
     if args.self_test:
         caught = sum(c for cn in selftest for c, _ in cn.values())
         total = sum(n for cn in selftest for _, n in cn.values())
-        ok = all(c > 0 for cn in selftest for c, _ in cn.values()) and \
-            not violations
+        # Every lost zone condition is caught, and there were some
+        nzsc = sum(cn['zsc'][1] for cn in selftest)
+        ok = all(cn[k][0] > 0 for cn in selftest
+                 for k in ('reorder', 'lost')) and \
+            all(cn['zsc'][0] == cn['zsc'][1] for cn in selftest) and \
+            nzsc > 0 and not violations
         print('powerloss self-test (seed %d): %d rounds x %d geometries, %d '
               'broken states replayed, %d caught (per geometry, reordered '
-              'table write / lost flush: %s), %.0f s: %s'
+              'table write / lost flush / lost zone condition: %s), %.0f s: '
+              '%s'
               % (seed, rnd, len(crash.GEOMETRIES), total, caught,
-                 ', '.join('%d/%d %d/%d' % tuple(cn['reorder'] + cn['lost'])
+                 ', '.join('%d/%d %d/%d %d/%d'
+                           % tuple(cn['reorder'] + cn['lost'] + cn['zsc'])
                            for cn in selftest),
                  time.time() - t0,
                  'the checks catch broken replays' if ok else
@@ -908,11 +1050,12 @@ def main():
         return 0 if ok else 1
     print('powerloss (seed %d): %d rounds x %d geometries, %d guest flushes '
           '(%d FLUSH entries in %d log entries, %d commands, %d refused, '
-          '%d batches in flight together), '
+          '%d batches in flight together, %d zone conditions set), '
           '%d states replayed (%d distinct images), %d violations, %.0f s'
           % (seed, rnd, len(crash.GEOMETRIES), stats['guest_flushes'],
              stats['flush_entries'], stats['log_entries'], stats['ops'],
-             stats['failed_ops'], stats['batches'], stats['states'],
+             stats['failed_ops'], stats['batches'], stats['zsc'],
+             stats['states'],
              stats['images'],
              violations, time.time() - t0))
     return 1 if violations else 0

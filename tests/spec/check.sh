@@ -5,7 +5,9 @@
 #
 # Builds images with qemu-img create / qemu-io in a temporary directory,
 # then compares zqcow2.py info/report/dump/check with qemu-img info,
-# qemu-io zone_report, qemu-img convert -O raw and qemu-img check.  Corrupted
+# qemu-io zone_report, qemu-img convert -O raw and qemu-img check (and, for
+# images with READ ONLY / OFFLINE zones, zqcow2.py read with qemu-io read -v
+# and qemu-img check -r all on invalid entries).  Corrupted
 # images are made by editing bytes as the spec lays them out; the reader and
 # QEMU must both refuse them (or both accept them).
 # Prints "PASS name" / "FAIL name: why" / "XFAIL name: why" (a listed
@@ -244,10 +246,22 @@ def qemu_report(path, nr, ro=True):
     zones = []
     for m in ZRP_RE.finditer(out):
         s, l, c, w, cond, t = m.groups()
-        zones.append((int(s, 16), int(l, 16), int(c, 16), int(w, 16),
+        w = int(w, 16)
+        if int(cond) in (13, 15) and w in ALL_ONES:
+            w = "invalid"
+        zones.append((int(s, 16), int(l, 16), int(c, 16), w,
                       ZCOND.get(int(cond), cond),
                       {1: "conventional", 2: "sequential"}.get(int(t), t)))
     return zones, err
+
+
+# The write pointer of a READ ONLY or OFFLINE zone is not valid: the driver
+# reports UINT64_MAX, which qemu-io prints as all ones (its tosector() shifts
+# a signed value: -1 >> 9 is -1).  The report comparison takes any all-ones
+# value as "invalid"; the printed value itself is checked once
+# (cond-zsc/report-wp-invalid).
+WP_INVALID = (1 << 64) - 1
+ALL_ONES = ((1 << 64) - 1 >> 9, WP_INVALID)
 
 
 def expected_zrp(z):
@@ -255,7 +269,9 @@ def expected_zrp(z):
     or FULL zone as the zone end (Linux convention), not the capacity."""
     s = z["start"] >> 9
     ln = -(-z["length"] // 512)
-    if z["type"] == "conventional" or z["condition"] == "FULL":
+    if z["condition"] in ("READ_ONLY", "OFFLINE"):
+        wp = "invalid"
+    elif z["type"] == "conventional" or z["condition"] == "FULL":
         wp = s + ln
     else:
         wp = s + (z["write_pointer"] >> 9)
@@ -280,13 +296,19 @@ def cmp_report(name, path, writer=False):
                   % (len(exp), len(theirs)))
 
 
-def cmp_info(name, path):
+def cmp_info(name, path, human=False):
+    """human: also the human output's "read only zones: N" / "offline
+    zones: N" lines, which are there only when N is not zero."""
     try:
         mine = zq_json("info", path)
         rc, out, err = run([QIMG, "info", "--output=json", path])
         if rc:
             raise RuntimeError("qemu-img info: " + first_line(err))
         q = json.loads(out)
+        if human:
+            rc, hout, err = run([QIMG, "info", path])
+            if rc:
+                raise RuntimeError("qemu-img info: " + first_line(err))
     except RuntimeError as e:
         return result(name, False, str(e))
     data = q["format-specific"]["data"]
@@ -304,16 +326,29 @@ def cmp_info(name, path):
              ("conventional_zones", zq_.get("conventional-zones")),
              ("empty_zones", zq_.get("empty-zones")),
              ("full_zones", zq_.get("full-zones")),
-             ("active_zones", zq_.get("active-zones"))]
+             ("active_zones", zq_.get("active-zones")),
+             # absent (None) on both sides when there are none
+             ("read_only_zones", zq_.get("read-only-zones")),
+             ("offline_zones", zq_.get("offline-zones"))]
+    if human:
+        for k, label in (("read_only_zones", "read only zones"),
+                         ("offline_zones", "offline zones")):
+            m = re.findall(r"^\s*%s: (\d+)$" % label, hout, re.M)
+            pairs.append((k, int(m[0]) if len(m) == 1 else
+                          None if not m else m))
     bad = ["%s reader=%s qemu=%s" % (k, mine.get(k), v)
            for k, v in pairs if mine.get(k) != v]
     result(name, not bad, "; ".join(bad))
 
 
 def cmp_dump(name, path):
+    """qemu-img convert copies what block status says; an OFFLINE zone has
+    no write pointer and no data, so it says zeroes (the series documents
+    that convert copies an offline zone as zeroes): the reader's dump does
+    the same with --offline-zero.  Reads of such zones: cmp_read."""
     a = path + ".mine.raw"
     b = path + ".qemu.raw"
-    rc1, _, err1 = zq("dump", path, a)
+    rc1, _, err1 = zq("dump", "--offline-zero", path, a)
     rc2, _, err2 = run([QIMG, "convert", "-O", "raw", path, b])
     try:
         if rc1 or rc2:
@@ -380,6 +415,46 @@ def cmp_check(name, path, expect=None):
     result(name, ok, why)
 
 
+HEX_RE = re.compile(r"^[0-9a-f]{8,}:  ((?:[0-9a-f]{2} )+)", re.M)
+
+
+def cmp_read(name, path, off, length):
+    """zqcow2.py read against qemu-io read -v of one range: the same bytes,
+    or both refuse (a read touching an OFFLINE zone: ENXIO)."""
+    p = subprocess.run([sys.executable, ZQ, "read", path, str(off),
+                        str(length)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    mine = p.stdout if p.returncode == 0 else None
+    err1 = p.stderr.decode(errors="replace")
+    rc2, out, err = qio(path, ["read -v %d %d" % (off, length)], ro=True,
+                        check=False)
+    refused = "read failed" in out + err
+    if rc2 and not refused:
+        return result(name, False, "qemu-io rc=%d %s"
+                      % (rc2, first_line(err)))
+    if refused:
+        theirs = None
+        qmsg = [l for l in (out + err).splitlines() if "failed" in l][0]
+    else:
+        theirs = bytes.fromhex("".join(HEX_RE.findall(out)).replace(" ", ""))
+        qmsg = "%d bytes" % len(theirs)
+    if mine is None or theirs is None:
+        ok = mine is None and theirs is None and \
+            "No such device or address" in qmsg
+        why = "reader %s / qemu-io %s" % (
+            first_line(err1) if mine is None else "reads %d bytes" %
+            len(mine), qmsg)
+        return result(name, ok, why)
+    if mine == theirs:
+        return result(name, True)
+    if len(mine) != len(theirs):
+        return result(name, False, "reader %d bytes, qemu-io %d"
+                      % (len(mine), len(theirs)))
+    i = next(k for k in range(len(mine)) if mine[k] != theirs[k])
+    result(name, False, "byte %d: reader 0x%02x, qemu-io 0x%02x"
+           % (off + i, mine[i], theirs[i]))
+
+
 def compare_all(name, path, aspects=("info", "report", "dump", "check")):
     if "info" in aspects:
         cmp_info(name + "/info", path)
@@ -399,7 +474,9 @@ def opens(path):
     return mine, first_line(err), qrc == 0, first_line(qerr)
 
 
-def case_valid(name, opts, size, cmds=(), edit=None, aspects=None):
+def make_image(name, opts, size, cmds=(), edit=None):
+    """A new image written by qemu-io's @cmds, then edited; None (and a
+    failed setup result) when that does not work"""
     try:
         p = create(name, opts, size)
         if cmds:
@@ -407,8 +484,15 @@ def case_valid(name, opts, size, cmds=(), edit=None, aspects=None):
         if edit:
             edit(p)
     except (RuntimeError, AssertionError) as e:
-        return result(name + "/setup", False, str(e))
-    compare_all(name, p, aspects or ("info", "report", "dump", "check"))
+        result(name + "/setup", False, str(e))
+        return None
+    return p
+
+
+def case_valid(name, opts, size, cmds=(), edit=None, aspects=None):
+    p = make_image(name, opts, size, cmds, edit)
+    if p:
+        compare_all(name, p, aspects or ("info", "report", "dump", "check"))
     return p
 
 
@@ -742,6 +826,163 @@ if handover:
     except RuntimeError as e:
         result("handover-open/after-writer", False, str(e))
 
+# ====================================================== zone conditions
+# Bits 58-59 of a sequential zone's entry: 1 READ ONLY (bits 0-55 keep the
+# write pointer, reads as usual), 2 OFFLINE (bits 0-55 zero, not readable)
+print("# zone conditions set by qemu-io (zsc)", flush=True)
+RO, OFF = 1 << 58, 2 << 58
+
+
+def case_cond(name, opts, size, cmds, reads=(), edit=None):
+    """case_valid for images with READ ONLY / OFFLINE zones, plus the human
+    qemu-img info lines and reads compared range by range."""
+    p = make_image(name, opts, size, cmds, edit)
+    if not p:
+        return None
+    cmp_info(name + "/info", p, human=True)
+    compare_all(name, p, ("report", "dump", "check"))
+    for off, ln in reads:
+        cmp_read("%s/read-%#x+%#x" % (name, off, ln), p, off, ln)
+    return p
+
+
+M = 2**20
+zsc_img = case_cond(
+    "cond-zsc", "zone_size=1M,zone_capacity=768K,cluster_size=64K,"
+    "conventional_zones=1,max_open_zones=3,max_active_zones=4",
+    10 * M + 512 * 1024,
+    ["write -P 0x11 0 64k",
+     "write -P 0x21 1M 100k", "zsc 1M read-only",          # IOPEN -> RO
+     "zsc 2M read-only",                                    # EMPTY -> RO
+     "write -P 0x31 3M 768k", "zsc 3M read-only",           # FULL -> RO
+     "zo 4M 1M", "write -P 0x41 4M 4k", "zsc 4M read-only",  # EOPEN -> RO
+     "write -P 0x51 5M 200k", "zc 5M 1M", "zsc 5M offline",  # CLOSED -> OFF
+     "zsc 6M offline",                                      # EMPTY -> OFF
+     "write -P 0x71 7M 8k", "zsc 7M read-only", "zsc 7M offline",
+     "write -P 0x81 8M 8k", "zsc 8M offline", "zsc 8M read-only",
+     "write -P 0x91 9M 12k",
+     "write -P 0xa1 10M 512k", "zsc 10M read-only",         # last zone
+     "zsc 10M read-only", "zsc 6M offline",                 # no change
+     "zrs 0 10752k",                  # reset all: skips RO and OFFLINE
+     "write -P 0x92 9M 4k"],
+    reads=[(M, 8192), (M + 96 * 1024, 8192), (2 * M, 4096),
+           (3 * M + 764 * 1024, 4096), (4 * M, 8192), (5 * M, 4096),
+           (6 * M - 4096, 8192), (7 * M, 512), (8 * M, 4096),
+           (9 * M, 8192), (10 * M + 508 * 1024, 4096)])
+if zsc_img:
+    rc, out, err = qio(zsc_img, ["zrp 1M 1", "zrp 5M 1"], ro=True,
+                       check=False)
+    w = re.findall(r"wptr 0x([0-9a-f]+), zcond:(\d+)", out)
+    result("cond-zsc/report-wp-invalid",
+           w == [("%x" % WP_INVALID, "13"), ("%x" % WP_INVALID, "15")],
+           "qemu-io prints %s, expected wptr 0x%x (all ones: no "
+           "write pointer)" % (w, WP_INVALID))
+    # refused commands change nothing in the image
+    w = copy(zsc_img, "cond-zsc-refused")
+    before = Raw(w).getb(Raw(w).table(), 88)
+    rc, out, err = qio(w, ["zo 1M 1M", "write -P 0x23 0x119000 4k",
+                           "zrs 1M 2M", "zf 5M 1M", "zap -p 6M 4k"],
+                       check=False)
+    n_ro = (out + err).count("Read-only file system")
+    n_off = (out + err).count("No such device or address")
+    result("cond-zsc/refused", n_ro == 3 and n_off == 2 and
+           Raw(w).getb(Raw(w).table(), 88) == before,
+           "%d EROFS, %d ENXIO (want 3, 2), table %s: %s" % (
+               n_ro, n_off, "unchanged" if Raw(w).getb(Raw(w).table(), 88)
+               == before else "changed", (out + err).strip()[:300]))
+
+case_cond(
+    "cond-normal", "zone_size=1M,cluster_size=64K,max_active_zones=3",
+    6 * M,
+    ["write -P 0x11 0 100k", "zsc 0 read-only", "zsc 0 normal",  # CLOSED
+     "write -P 0x12 100k 4k",
+     "write -P 0x21 1M 1M", "zsc 1M read-only", "zsc 1M normal",  # FULL
+     "zsc 2M read-only", "zsc 2M normal",                         # EMPTY
+     "write -P 0x31 3M 64k", "zsc 3M offline", "zsc 3M normal",   # EMPTY
+     "write -P 0x41 4M 64k", "zsc 4M offline", "zsc 4M normal",
+     "write -P 0x42 4M 4k"],
+    reads=[(0, 8192), (100 * 1024, 8192), (M - 4096, 8192),
+           (3 * M, 4096), (4 * M, 8192)])
+
+
+# restoring a READ ONLY zone that would be CLOSED at max_active_zones
+def active_limit(p):
+    qio(p, ["write -P 0x11 0 4k", "write -P 0x21 1M 4k", "zsc 0 read-only",
+            "write -P 0x31 2M 4k"])
+    rc, out, err = qio(p, ["zsc 0 normal"], check=False)
+    want = ("zone set condition failed: Zone 0 cannot become writable "
+            "again: max_active_zones (2) zones are active")
+    result("cond-active-limit/refused", want in out,
+           "qemu-io rc=%d: %s" % (rc, (out + err).strip()[:200]))
+
+
+case_cond("cond-active-limit", "zone_size=1M,max_open_zones=2,"
+          "max_active_zones=2", 6 * M, [], edit=active_limit,
+          reads=[(0, 8192)])
+
+case_cond(
+    "cond-extl2", "extended_l2=on,cluster_size=64K,zone_size=1M,"
+    "conventional_zones=1", 4 * M,
+    ["write -P 0x11 0 4k",
+     "write -P 0x21 1M 3k", "write -P 0x22 0x100c00 1536",   # wp 4608
+     "zsc 1M read-only",
+     "write -P 0x31 2M 70k", "zsc 2M offline",
+     "write -z 3M 2k", "write -P 0x41 0x300800 1k", "zsc 3M read-only"],
+    reads=[(M, 8192), (2 * M - 4096, 8192), (2 * M, 4096),
+           (3 * M, 4096), (3 * M + 2048, 2048)])
+
+case_cond(
+    "cond-multi-cluster-table", "cluster_size=512,zone_size=1k,"
+    "zone_capacity=512,conventional_zones=3,max_open_zones=2,"
+    "max_active_zones=5", 200 * 1024,
+    ["write -P 0x11 0 3k", "write -P 0x21 70k 512", "zsc 70k read-only",
+     "zsc 71k read-only", "write -P 0x22 150k 512", "zsc 150k offline",
+     "zsc 199k offline", "zsc 198k read-only", "zsc 198k normal",
+     "write -P 0x23 198k 512"],
+    reads=[(70 * 1024, 2048), (150 * 1024, 512), (149 * 1024, 2048),
+           (198 * 1024, 1024)])
+
+print("# zone conditions edited by hand", flush=True)
+
+
+def hand_cond(p):
+    r = Raw(p)
+    r.wp_set(1, RO | 0x10000)            # 200k written: zeroes from 64k
+    r.wp_set(2, RO | 700 * 1024)         # FULL -> READ ONLY at capacity
+    r.wp_set(3, RO)                      # data, write pointer 0
+    r.wp_set(4, OFF)                     # data, OFFLINE
+    r.wp_set(5, RO | 0x200)
+    # two CLOSED zones remain: READ ONLY / OFFLINE zones are not active
+    r.zset("max_open_zones", 2)
+    r.zset("max_active_zones", 2)
+
+
+hand = case_cond(
+    "cond-hand-edited", "zone_size=1M,zone_capacity=700K,cluster_size=64K,"
+    "conventional_zones=1", 8 * M,
+    ["write -P 0x11 0 4k", "write -P 0x21 1M 200k", "write -P 0x31 2M 700K",
+     "write -P 0x41 3M 100k", "write -P 0x51 4M 50k", "write -P 0x61 5M 8k",
+     "write -P 0x71 6M 4k", "write -P 0x81 7M 12k"],
+    edit=hand_cond,
+    reads=[(M + 60 * 1024, 8192), (3 * M, 4096), (4 * M, 4096),
+           (4 * M - 4096, 8192), (5 * M, 4096), (6 * M, 4096)])
+if hand:
+    # the reader and QEMU agree that the image is clean: check -r keeps it
+    w = copy(hand, "cond-hand-edited-r")
+    before = Raw(w).getb(Raw(w).table(), 64)
+    rc, out, err = run([QIMG, "check", "-r", "all", w])
+    after = Raw(w).getb(Raw(w).table(), 64)
+    result("cond-hand-edited/check-r-keeps", rc == 0 and before == after,
+           "rc=%d table before %s after %s" % (rc, before.hex(), after.hex()))
+    # a writer keeps them: reopen read-write, write elsewhere, close
+    try:
+        qio(w, ["write -P 0x72 0x601000 4k"])
+        ok = Raw(w).getb(Raw(w).table(), 48) == before[:48]
+        result("cond-hand-edited/writer-keeps", ok, "table changed")
+        compare_all("cond-hand-edited/after-writer", w, ("report", "check"))
+    except RuntimeError as e:
+        result("cond-hand-edited/writer-keeps", False, str(e))
+
 print("# spec allows, QEMU may not", flush=True)
 
 
@@ -844,8 +1085,6 @@ refuse = [
     ("crypt-aes", H("crypt_method", 1)),
     ("snapshot", H("nb_snapshots", 1)),
     ("extl2-cluster-below-16k", None),      # filled below
-    ("wpt-reserved-bit58", W(2, (1 << 58) | 0x1000)),
-    ("wpt-reserved-bit62", W(3, 1 << 62)),
     ("wpt-conv-with-wp", W(0, (1 << 63) | 0x1000)),
     ("wpt-conv-with-open-bits", W(1, (1 << 63) | (1 << 56))),
     ("wpt-wp-over-capacity", W(3, 700 * 1024 + 512)),
@@ -859,6 +1098,71 @@ for name, fn in refuse:
         continue
     case_refuse(name, B, fn)
 
+
+
+def case_entry(name, base, idx, val, repaired):
+    """An invalid entry: the reader, qemu-img info and qemu-io refuse the
+    image, both checks call it corrupt, and qemu-img check -r all turns the
+    entry into `repaired` (None: any valid entry), after which both accept
+    the image and agree on it."""
+    if base is None:
+        return result(name, False, "base image missing")
+    p = copy(base, name)
+    Raw(p).wp_set(idx, val)
+    mine, mmsg, q, qmsg = opens(p)
+    rc, out, err = run([QIMG, "info", p])
+    ientry = "Zone table entry %d" % idx
+    ok = not mine and not q and rc != 0 and ientry in err and ientry in qmsg
+    result(name + "/open", ok,
+           "reader %s (%s); qemu-io %s (%s); qemu-img info rc=%d (%s)" % (
+               "accepts" if mine else "refuses", mmsg,
+               "accepts" if q else "refuses", qmsg, rc, first_line(err)))
+    cmp_check(name + "/check", p, expect="not clean")
+    w = copy(p, name + "-r")
+    rc, out, err = run([QIMG, "check", "-r", "all", w])
+    got = Raw(w).get(Raw(w).table() + 8 * idx, "Q")
+    ok = rc == 0 and (repaired is None or got == repaired)
+    result(name + "/repair", ok,
+           "check -r all rc=%d (%s): entry 0x%016x, expected %s" % (
+               rc, first_line(err) or first_line(out), got,
+               "a valid one" if repaired is None else "0x%016x" % repaired))
+    if ok:
+        compare_all(name + "/repaired", w, ("report", "dump", "check"))
+
+
+# cap700k-conv2-limits: conventional zones 0-1; zone 2 FULL, 3 CLOSED at
+# 64k, 4-5 FULL, 6 CLOSED at 1k (capacity 700K)
+CAPW = 700 * 1024
+for name, idx, val, fixed in [
+        ("wpt-reserved-bit60", 3, (1 << 60) | 0x1000, None),
+        ("wpt-reserved-bit61-ro", 3, (1 << 61) | RO | 0x1000, None),
+        ("wpt-reserved-bit62", 3, 1 << 62, None),
+        ("wpt-cond3", 3, (3 << 58) | 0x1000, RO | 0x1000),
+        ("wpt-cond3-wp0", 6, 3 << 58, RO),
+        ("wpt-cond3-wp-not-512", 6, (3 << 58) | 0x1100, RO | 0x1000),
+        ("wpt-cond3-iopen", 3, (3 << 58) | (1 << 56) | 0x1000, RO | 0x1000),
+        ("wpt-ro-conv", 0, (1 << 63) | RO, 1 << 63),
+        ("wpt-offline-conv", 1, (1 << 63) | OFF, 1 << 63),
+        ("wpt-cond3-conv", 0, (1 << 63) | (3 << 58), 1 << 63),
+        ("wpt-ro-iopen", 3, RO | (1 << 56) | 0x1000, RO | 0x1000),
+        ("wpt-ro-eopen-wp0", 6, RO | (2 << 56), RO),
+        ("wpt-ro-eopen", 6, RO | (2 << 56) | 0x400, RO | 0x400),
+        ("wpt-offline-eopen", 6, OFF | (2 << 56), OFF),
+        ("wpt-offline-with-wp", 3, OFF | 0x1000, OFF),
+        ("wpt-offline-wp-not-512", 3, OFF | 0x1100, OFF),
+        ("wpt-ro-wp-over-capacity", 3, RO | (CAPW + 512), RO | CAPW),
+        ("wpt-ro-wp-not-512", 3, RO | 0x1100, RO | 0x1000),
+        ("wpt-ro-wp-max", 6, RO | ((1 << 56) - 1), RO | CAPW)]:
+    case_entry(name, B, idx, val, fixed)
+
+# valid entries in the same image: READ ONLY keeps bits 0-55
+for name, idx, val in [("wpt-ro-bit58", 2, RO | 0x1000),
+                       ("wpt-ro-at-capacity", 3, RO | CAPW),
+                       ("wpt-offline-on-full", 4, OFF)]:
+    p = case_refuse(name, B, W(idx, val), expect="accept")
+    if p:
+        compare_all(name, p, ("info", "report", "dump"))
+
 # last zone smaller than zone_capacity: its capacity is the zone size
 try:
     lz = create("lastzone", "zone_size=1M,zone_capacity=1M", 3 * 2**20 +
@@ -867,6 +1171,10 @@ try:
                 lambda r: r.wp_set(3, 512 * 1024))
     case_refuse("wpt-wp-at-last-zone-capacity", lz,
                 lambda r: r.wp_set(3, 256 * 1024), expect="accept")
+    case_entry("wpt-ro-over-last-zone-capacity", lz, 3,
+               RO | (512 * 1024), RO | (256 * 1024))
+    case_refuse("wpt-ro-at-last-zone-capacity", lz,
+                lambda r: r.wp_set(3, RO | (256 * 1024)), expect="accept")
 except RuntimeError as e:
     result("lastzone/setup", False, str(e))
 

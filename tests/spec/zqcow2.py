@@ -6,7 +6,12 @@ Commands:
   zqcow2.py info IMG                 geometry and zone counts as JSON
   zqcow2.py report [--writer] IMG    zones as JSON (--writer: also apply what a
                                      writer does when it opens the image)
-  zqcow2.py dump IMG OUT.raw         the virtual disk as a reader sees it
+  zqcow2.py dump [--offline-zero] IMG OUT.raw
+                                     the virtual disk as a reader sees it
+                                     (refused if a zone is OFFLINE, unless
+                                     --offline-zero: such zones as zeroes)
+  zqcow2.py read IMG OFFSET LENGTH   guest bytes to stdout (exit 3 if the
+                                     range touches an OFFLINE zone)
   zqcow2.py check IMG                spec-level constraints; exit 0 if they hold,
                                      else print each violation and exit 1
 
@@ -43,7 +48,9 @@ ZONED_EXT_MIN_LEN = 48
 
 # write pointer table entry
 WPE_CONV = 1 << 63
-WPE_RESERVED = 0x1F << 58           # bits 58-62
+WPE_RESERVED = 0x7 << 60            # bits 60-62
+WPE_COND_SHIFT = 58                 # bits 58-59: zone condition
+COND_NORMAL, COND_RDONLY, COND_OFFLINE, COND_INVALID = 0, 1, 2, 3
 WPE_OPEN_SHIFT = 56                 # bits 56-57
 WPE_WP_MASK = (1 << 56) - 1         # bits 0-55
 OPEN_NONE, OPEN_IMPLICIT, OPEN_EXPLICIT, OPEN_INVALID = 0, 1, 2, 3
@@ -72,7 +79,7 @@ def be(fmt, buf, off):
 
 class Zone:
     __slots__ = ("index", "start", "length", "capacity", "conventional",
-                 "wp", "open_bits", "cond", "entry")
+                 "wp", "open_bits", "zcond", "cond", "entry")
 
     def as_dict(self):
         d = {
@@ -82,9 +89,14 @@ class Zone:
             "capacity": self.capacity,
             "type": "conventional" if self.conventional else "sequential",
             "condition": self.cond,
-            "write_pointer": None if self.conventional else self.wp,
+            # READ ONLY / OFFLINE zones have no valid write pointer; bits
+            # 0-55 of a READ ONLY entry still say what reads return
+            "write_pointer": None if self.conventional or self.zcond
+            else self.wp,
             "entry": "0x%016x" % self.entry,
         }
+        if self.zcond == COND_RDONLY:
+            d["stored_write_pointer"] = self.wp
         return d
 
 
@@ -369,10 +381,11 @@ class Image:
             z.start, z.length = self.zone_geometry(i)
             z.conventional = bool(e & WPE_CONV)
             z.open_bits = (e >> WPE_OPEN_SHIFT) & 3
+            z.zcond = (e >> WPE_COND_SHIFT) & 3
             z.wp = e & WPE_WP_MASK
             if e & WPE_RESERVED:
                 raise Refused("write pointer table entry %d (0x%016x): "
-                              "reserved bits 58-62 are set" % (i, e))
+                              "reserved bits 60-62 are set" % (i, e))
             if z.conventional:
                 z.capacity = z.length
                 if e & ~WPE_CONV:
@@ -381,6 +394,20 @@ class Image:
                                   % (i, e))
             else:
                 z.capacity = min(self.zone_capacity, z.length)
+                if z.zcond == COND_INVALID:
+                    raise Refused("write pointer table entry %d (0x%016x): "
+                                  "zone condition 3 (bits 58-59) is invalid"
+                                  % (i, e))
+                if z.zcond and z.open_bits:
+                    raise Refused("write pointer table entry %d (0x%016x): "
+                                  "a READ ONLY or OFFLINE zone (bits 58-59 "
+                                  "= %d) with open condition %d (bits 56-57)"
+                                  % (i, e, z.zcond, z.open_bits))
+                if z.zcond == COND_OFFLINE and z.wp:
+                    raise Refused("write pointer table entry %d (0x%016x): "
+                                  "OFFLINE zone with bits 0-55 not zero"
+                                  % (i, e))
+                # READ ONLY: bits 0-55 follow the write pointer rules
                 if z.wp % 512 or z.wp > z.capacity:
                     raise Refused("write pointer table entry %d (0x%016x): "
                                   "write pointer %d is not a multiple of 512 "
@@ -417,7 +444,9 @@ class Image:
     def _compute_conditions(self):
         """Zone conditions as a reader sees them when it opens the image.
 
-        Stored: EMPTY (wp 0), FULL (wp == capacity), CLOSED (in between).
+        Stored: EMPTY (wp 0), FULL (wp == capacity), CLOSED (in between),
+        READ_ONLY / OFFLINE (bits 58-59 = 1 / 2), which are neither open nor
+        active.
         Bits 56-57 (hand-over): zones whose write pointer is between 0 and
         the capacity are active whatever their open bits say, so they are
         all counted first; if they alone exceed max_active_zones, no zone is
@@ -431,6 +460,10 @@ class Image:
         for z in self.zones:
             if z.conventional:
                 z.cond = "NOT_WP"
+            elif z.zcond == COND_RDONLY:
+                z.cond = "READ_ONLY"        # neither open nor active
+            elif z.zcond == COND_OFFLINE:
+                z.cond = "OFFLINE"
             elif z.wp == 0:
                 z.cond = "EMPTY"
             elif z.wp == z.capacity:
@@ -581,35 +614,64 @@ class Image:
                 out[i * sc:(i + 1) * sc] = host[i * sc:(i + 1) * sc]
         return bytes(out)
 
-    def iter_virtual(self):
-        """Yield (offset, bytes) chunks of the whole virtual disk."""
+    def virtual_cluster(self, gc, offline_zero=False):
+        """Guest cluster gc as a guest reads it (zoned read rule).  An
+        OFFLINE zone "is neither read nor written": ReadError, or zeroes
+        with offline_zero (what a copy that skips unreadable zones sees)."""
         cs = self.cs
+        voff = gc * cs
+        n = min(cs, self.size - voff)
+        z = self.zones[voff // self.zone_size]   # zones are whole clusters
+        if z.zcond == COND_OFFLINE:
+            if offline_zero:
+                return bytes(n)
+            raise ReadError("guest offset 0x%x is in zone %d, which is "
+                            "OFFLINE (entry 0x%016x)" % (voff, z.index,
+                                                         z.entry))
+        # READ ONLY zones read as usual: data below the stored write pointer
+        limit = n if z.conventional else \
+            max(0, min(n, z.start + z.wp - voff))
+        if limit == 0:
+            return bytes(n)
+        d = self.read_cluster(gc)
+        if d is None:
+            return bytes(n)
+        if limit < n:
+            d = d[:limit] + bytes(n - limit)
+        return d[:n]
+
+    def iter_virtual(self, offline_zero=False):
+        """Yield (offset, bytes) chunks of the whole virtual disk."""
+        for gc in range(-(-self.size // self.cs)):
+            yield gc * self.cs, self.virtual_cluster(gc, offline_zero)
+
+    def read(self, off, length):
+        """Guest bytes [off, off + length); a read that touches any byte of
+        an OFFLINE zone is refused as a whole."""
+        if off < 0 or length < 0 or off + length > self.size:
+            raise ReadError("read of %d bytes at %d is beyond the virtual "
+                            "disk size %d" % (length, off, self.size))
+        if length == 0:
+            return b""
         zs = self.zone_size
-        ncl = -(-self.size // cs)
-        zero = bytes(cs)
-        for gc in range(ncl):
-            voff = gc * cs
-            n = min(cs, self.size - voff)
-            z = self.zones[voff // zs]   # a zone is a multiple of clusters
-            limit = n if z.conventional else \
-                max(0, min(n, z.start + z.wp - voff))
-            if limit == 0:
-                yield voff, zero[:n]
-                continue
-            d = self.read_cluster(gc)
-            if d is None:
-                yield voff, zero[:n]
-                continue
-            if limit < n:
-                d = d[:limit] + bytes(n - limit)
-            yield voff, d[:n]
+        for zi in range(off // zs, (off + length - 1) // zs + 1):
+            z = self.zones[zi]
+            if z.zcond == COND_OFFLINE:
+                raise ReadError("the read of %d bytes at %d touches zone %d, "
+                                "which is OFFLINE" % (length, off, zi))
+        cs = self.cs
+        out = bytearray()
+        for gc in range(off // cs, (off + length - 1) // cs + 1):
+            out += self.virtual_cluster(gc)
+        skip = off - (off // cs) * cs
+        return bytes(out[skip:skip + length])
 
     # ----------------------------------------------------------- report
     def info(self):
         cnt = {}
         for z in self.zones:
             cnt[z.cond] = cnt.get(z.cond, 0) + 1
-        return {
+        d = {
             "filename": self.path,
             "version": self.version,
             "virtual_size": self.size,
@@ -639,6 +701,13 @@ class Image:
             "explicit_open_zones": cnt.get("EXPLICIT_OPEN", 0),
             "active_zones": self.nr_active,
         }
+        # Present only when not zero, as QEMU's read-only-zones and
+        # offline-zones
+        for key, cond in (("read_only_zones", "READ_ONLY"),
+                          ("offline_zones", "OFFLINE")):
+            if cnt.get(cond):
+                d[key] = cnt[cond]
+        return d
 
     # ------------------------------------------------------------ check
     def check(self):
@@ -891,17 +960,39 @@ def main(argv):
         print(json.dumps([z.as_dict() for z in img.zones], indent=1))
         return 0
     if cmd == "dump":
-        img = open_or_die(argv[2])
+        offline_zero = "--offline-zero" in argv[2:]
+        rest = [a for a in argv[2:] if a != "--offline-zero"]
+        if len(rest) != 2:
+            sys.stderr.write(__doc__)
+            return 2
+        img = open_or_die(rest[0])
         try:
-            with open(argv[3], "wb") as out:
-                for off, data in img.iter_virtual():
+            off_zones = [z.index for z in img.zones
+                         if z.zcond == COND_OFFLINE]
+            if off_zones and not offline_zero:
+                raise ReadError("zones %s are OFFLINE: they cannot be read"
+                                % off_zones)
+            with open(rest[1], "wb") as out:
+                for off, data in img.iter_virtual(offline_zero):
                     if any(data):
                         out.seek(off)
                         out.write(data)
                 out.truncate(img.size)
         except ReadError as e:
+            sys.stderr.write("zqcow2: %s: read error: %s\n" % (rest[0], e))
+            return 3
+        return 0
+    if cmd == "read":
+        if len(argv) != 5:
+            sys.stderr.write(__doc__)
+            return 2
+        img = open_or_die(argv[2])
+        try:
+            data = img.read(int(argv[3], 0), int(argv[4], 0))
+        except ReadError as e:
             sys.stderr.write("zqcow2: %s: read error: %s\n" % (argv[2], e))
             return 3
+        sys.stdout.buffer.write(data)
         return 0
     if cmd == "check":
         try:
