@@ -203,7 +203,9 @@ fi
 # capacity, no limits: the geometry of the suite's own null_blk runs) and on a
 # null_blk twin; a test that null_blk passes must pass on the namespace.
 # fio 3.41 from Debian's source archive (scripts/get-fio).  GUEST_ZBD=0 skips
-# the boot, GUEST_ZBD_TESTS="N ..." runs only those tests.
+# the boot, GUEST_ZBD_TESTS="N ..." runs only those tests,
+# GUEST_ZBD_LIMITS="max_open_zones=8,max_active_zones=12" adds zone limits
+# (the twin gets the same; zbd.sh then passes -o MAX_OPEN to the suite).
 if ! want 6; then
     :
 elif [ "${GUEST_ZBD:-1}" = 0 ]; then
@@ -218,7 +220,7 @@ else
         cp -r "$top/build/fio/t/zbd" "$work/zbd/fio/t/" &&
         cp "$top/tests/guest/zbd.sh" "$work/zbd/" &&
         echo "ZBD_TESTS='${GUEST_ZBD_TESTS:-}'" > "$work/zbd/zbd.conf" &&
-        "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=4M,zone_capacity=3M "$z" 1G ||
+        "$obj/qemu-img" create -q -f qcow2 -o zone_model=host-managed,zone_size=4M,zone_capacity=3M${GUEST_ZBD_LIMITS:+,$GUEST_ZBD_LIMITS} "$z" 1G ||
         { t_fail zbd/setup; exit 0; }
     printf '#!/bin/bash\ncd zbd && exec bash ./zbd.sh\n' > "$work/zbd-run.sh"
     disks=(--nvme "$z")
