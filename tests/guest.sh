@@ -268,7 +268,7 @@ if want 7; then
         else
             t_fail zonefail/qmp-requests "${bad:-no requests}"
         fi
-        if grep -a '^ZONEFAIL-HOST node=disk0 offset=0 ' "$l" | grep -q 'rc=1 error=.*is conventional'; then
+        if grep -aq '^ZONEFAIL-HOST node=disk0 offset=0 .*rc=1 error=.*is conventional' "$l"; then
             t_pass zonefail/qmp-conventional-refused
         else
             t_fail zonefail/qmp-conventional-refused "$(grep -a '^ZONEFAIL-HOST node=disk0 offset=0 ' "$l")"
